@@ -1,0 +1,290 @@
+"""`vt`: the Python API that cells and watched files use (SPEC §4).
+
+Calls are declarative and idempotent: `vt.module("lfo1", "lfo", rate=2)`
+creates the module or updates its params in place, so re-running a cell or a
+script is always safe.
+
+Each call is checked at once against the state this caller will see (the
+current snapshot plus its own not-yet-applied commands), so a mistake raises
+`VTError` on the line that made it; then the command is queued without
+waiting for the engine. `flush()` (run by the kernel when a cell ends, and
+by `snapshot()`) waits until everything queued is applied, which gives
+read-your-writes, and raises the first error the engine reported if the
+state moved under us in between.
+
+Thread ownership: a `VT` belongs to one thread (the kernel's main thread for
+cells and watched files); other shells reach the engine through the hub.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pydantic import BaseModel
+
+from vtkernel.engine.apply import apply_to_document
+from vtkernel.engine.document import Document, Snapshot
+from vtkernel.engine.engine import Engine, Mailbox
+from vtkernel.language import ShellAction, help_text, parse_get, parse_line
+from vtkernel.protocol import (
+    AddModule,
+    Batch,
+    Connect,
+    Disconnect,
+    Play,
+    Redo,
+    RemoveModule,
+    SetBpm,
+    SetParam,
+    Stop,
+    Undo,
+    VTError,
+    parse_command,
+)
+
+Service = Callable[..., Any]
+
+
+class VT:
+    """The engine's Python face. See the module docstring for the rules."""
+
+    def __init__(self, engine: Engine, origin: str = "cell") -> None:
+        self._engine = engine
+        self.origin = origin
+        self._box = Mailbox()
+        self._pending = 0
+        self._work: Document | None = None  # predicted document while commands are pending
+        self._batch: list[BaseModel] | None = None
+        self._services: dict[str, Service] = {}
+
+    # ----- declarations (idempotent) -------------------------------------
+
+    def module(self, name: str, type: str, **params: Any) -> str:
+        """Declare a module: create it, or update the params that differ. Returns its name."""
+        doc = self._doc()
+        existing = doc.modules.get(name)
+        if existing is None:
+            self.command(AddModule(name=name, type=type, params=params or None))
+        elif existing.type != type:
+            # A new type for an old name: replace it (its connections go with it).
+            self.command(Batch(commands=[RemoveModule(name=name), AddModule(name=name, type=type, params=params or None)]))
+        elif params:
+            sets = [SetParam(module=name, param=p, value=v) for p, v in params.items()]
+            self.command(sets[0] if len(sets) == 1 else Batch(commands=sets))
+        return name
+
+    def connect(self, src: str, dst: str) -> None:
+        """Declare a connection `MODULE.OUT -> MODULE.IN` (a no-op if it exists)."""
+        self.command(Connect(src=src, dst=dst))
+
+    def disconnect(self, src: str, dst: str) -> None:
+        self.command(Disconnect(src=src, dst=dst))
+
+    def remove(self, name: str) -> None:
+        self.command(RemoveModule(name=name))
+
+    def set(self, target: str, value: Any, quantize: str | None = None) -> None:
+        """`vt.set("lfo1.rate", 3)`: set one param."""
+        module, _, param = target.partition(".")
+        self.command(SetParam(module=module, param=param, value=value, quantize=quantize))
+
+    def get(self, target: str) -> Any:
+        module, _, param = target.partition(".")
+        return _param(self.snapshot(), module, param)
+
+    def bpm(self, bpm: float) -> None:
+        self.command(SetBpm(bpm=bpm))
+
+    def play(self) -> None:
+        self.command(Play())
+
+    def stop(self) -> None:
+        self.command(Stop())
+
+    def undo(self) -> int:
+        return self._now(Undo())
+
+    def redo(self) -> int:
+        return self._now(Redo())
+
+    # ----- reading -----------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """The current immutable snapshot (after this caller's own commands are applied)."""
+        self.flush()
+        return self._engine.snapshot
+
+    def at(self, version: int) -> Snapshot:
+        """An older version's snapshot, while the history ring holds it."""
+        return self._engine.at(version)
+
+    @property
+    def version(self) -> int:
+        return self.snapshot().version
+
+    # ----- raw commands, batches, the command language ---------------------
+
+    def command(self, cmd: BaseModel | dict[str, Any]) -> None:
+        """Check one command against what this caller sees, then queue it."""
+        if isinstance(cmd, dict):
+            cmd = parse_command(cmd)
+        if isinstance(cmd, (Undo, Redo)):
+            self._now(cmd)
+            return
+        if self._batch is not None:
+            self._work, _ = apply_to_document(self._doc(), cmd, self._engine.registry)
+            self._batch.append(cmd)
+            return
+        self._work, _ = apply_to_document(self._doc(), cmd, self._engine.registry)
+        self._pending += 1
+        self._engine.submit(cmd, origin=self.origin, reply=self._box)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[VT]:
+        """Collect the commands of a block and apply them as one atomic batch."""
+        if self._batch is not None:
+            yield self  # nested: part of the outer batch
+            return
+        self._batch = []
+        saved = self._work
+        try:
+            yield self
+        except BaseException:
+            self._batch, self._work = None, saved
+            raise
+        commands, self._batch = self._batch, None
+        self._work = saved
+        if commands:
+            self.command(Batch(commands=commands))
+
+    def run(self, text: str) -> str | None:
+        """Run command-language text: one line, or several as one atomic batch. Returns printed output."""
+        lines = [ln for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+        if len(lines) > 1:
+            parsed = [parse_line(ln) for ln in lines]
+            commands = [p for p in parsed if isinstance(p, BaseModel)]
+            if len(commands) != len(parsed):
+                raise VTError("invalid_command", "a %%vt batch may hold only engine commands (add, set, connect, ...)")
+            self.command(Batch(commands=commands))
+            self.flush()
+            return None
+        if not lines:
+            return None
+        parsed_line = parse_line(lines[0])
+        if parsed_line is None:
+            return None
+        if isinstance(parsed_line, BaseModel):
+            self.command(parsed_line)
+            self.flush()
+            return None
+        return self.action(parsed_line)
+
+    def action(self, action: ShellAction) -> str | None:
+        """Carry out a non-engine verb (state, get, open, ...)."""
+        verb = action.verb
+        if verb == "state":
+            return self.snapshot().to_json_text()
+        if verb == "get":
+            import json
+
+            module, param = parse_get(action)
+            return json.dumps(_param(self.snapshot(), module, param))
+        if verb == "help":
+            return help_text(action.args[0] if action.args else None)
+        if verb == "history":
+            return self.history_text(int(action.args[0]) if action.args else 20)
+        self.flush()
+        service = self._services.get(verb)
+        if service is None:
+            raise VTError("invalid_command", f"'{verb}' is not available in this kernel yet")
+        result = service(*action.args)
+        return None if result is None else str(result)
+
+    def history_text(self, n: int = 20) -> str:
+        import datetime
+
+        lines = []
+        for snap in self._engine.history()[-n:]:
+            ch = snap.change
+            if ch is None:
+                lines.append(f"v{snap.version}  (start)")
+                continue
+            when = datetime.datetime.fromtimestamp(ch.time).strftime("%H:%M:%S")
+            what = ", ".join("/".join(p) for p in ch.paths[:4]) + (" ..." if len(ch.paths) > 4 else "")
+            lines.append(f"v{snap.version}  {when}  {ch.origin:<10} {what}")
+        return "\n".join(lines)
+
+    # ----- synchronisation ----------------------------------------------------
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every queued command is applied; raise the first engine error, if any."""
+        if self._pending:
+            self._engine.wait_applied(None, timeout)
+            self._pending = 0
+            self._work = None
+        errors = [o.error for o in self._box.take_all() if o.error is not None]
+        if errors:
+            raise errors[0]
+
+    def _now(self, cmd: BaseModel) -> int:
+        self.flush()
+        outcome = self._engine.call(cmd, origin=self.origin)
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.version
+
+    def _doc(self) -> Document:
+        return self._work if self._work is not None else self._engine.snapshot.doc
+
+    # ----- kernel services (sessions, live files, GUI) ------------------------
+
+    def register_service(self, verb: str, fn: Service) -> None:
+        """The kernel plugs in `open`, `save`, `load`, `watch`, `unwatch`, `script`, `stats`, ..."""
+        self._services[verb] = fn
+
+    def _service(self, verb: str, *args: Any) -> Any:
+        self.flush()
+        fn = self._services.get(verb)
+        if fn is None:
+            raise VTError("invalid_command", f"'{verb}' is not available in this kernel yet")
+        return fn(*args)
+
+    def open(self, path: str) -> Any:
+        return self._service("open", str(path))
+
+    def save(self, path: str | None = None) -> Any:
+        return self._service("save", *(() if path is None else (str(path),)))
+
+    def load(self, path: str) -> Any:
+        return self._service("load", str(path))
+
+    def watch(self, path: str) -> Any:
+        return self._service("watch", str(path))
+
+    def unwatch(self, path: str) -> Any:
+        return self._service("unwatch", str(path))
+
+    def script(self) -> str:
+        return str(self._service("script"))
+
+    def stats(self) -> Any:
+        return self._service("stats")
+
+    def panel(self) -> Any:
+        return self._service("panel")
+
+    def __repr__(self) -> str:
+        snap = self._engine.snapshot
+        return f"<vt: engine v{snap.version}, {len(snap.doc.modules)} modules; help: %vt help>"
+
+
+def _param(snap: Snapshot, module: str, param: str) -> Any:
+    m = snap.doc.modules.get(module)
+    if m is None:
+        raise VTError("unknown_module", f"no module named {module!r}")
+    if param not in m.params:
+        raise VTError("unknown_param", f"{module} ({m.type}) has no param {param!r}; params: {', '.join(m.params)}")
+    value = m.params[param]
+    return list(value) if isinstance(value, tuple) else value

@@ -1,0 +1,388 @@
+"""Pure update functions: `(state, command) -> (state, changed paths)` or VTError.
+
+No threads, no clocks, no I/O: the engine thread calls these, and so do
+tests and producers that want to check a command before queueing it. Every
+function leaves its input untouched (the documents are immutable), so a
+failing `batch` changes nothing by construction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from vtkernel.engine.document import Clock, Document, Module, Path, document_from_json
+from vtkernel.engine.schema import Registry
+from vtkernel.protocol import (
+    NAME_RE,
+    PORT_RE,
+    AddModule,
+    Batch,
+    Connect,
+    Disconnect,
+    Play,
+    Redo,
+    RemoveModule,
+    SetBpm,
+    SetParam,
+    Stop,
+    Undo,
+    VTError,
+)
+
+import immutables
+
+BPM_MIN, BPM_MAX = 20.0, 999.0
+UNDO_LIMIT = 500
+# Consecutive set_param commands on one param from one origin within this
+# window are one undo step, so undo reverts a whole slider drag.
+UNDO_MERGE_SECONDS = 0.5
+
+Changes = list[Path]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadDocument:
+    """Internal command (sessions): replace the patch with a loaded document.
+
+    `undoable` makes it one undo step (`load`); `version_floor` makes the
+    next version at least that number (`open` of a saved session, so versions
+    never go back across restarts).
+    """
+
+    document: Document
+    undoable: bool = True
+    version_floor: int = 0
+    keep_transport: bool = True
+    op: str = "load_document"
+
+
+# --------------------------------------------------------------------------
+# Undo history: a persistent stack (cons cells), so EditState stays immutable
+# and pushing costs O(1).
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UndoEntry:
+    before: Document
+    paths: tuple[Path, ...]
+    origin: str
+    time: float
+    merge_key: tuple[str, str, str] | None = None  # (origin, module, param) of a set_param
+
+
+@dataclass(frozen=True, slots=True)
+class Stack:
+    top: UndoEntry
+    rest: Stack | None
+    depth: int
+
+
+def _push(stack: Stack | None, entry: UndoEntry) -> Stack:
+    depth = 1 if stack is None else stack.depth + 1
+    if depth > 2 * UNDO_LIMIT:  # amortised O(1): trim to the limit once in a while
+        stack = _trim(stack, UNDO_LIMIT - 1)
+        depth = UNDO_LIMIT
+    return Stack(entry, stack, depth)
+
+
+def _trim(stack: Stack | None, keep: int) -> Stack | None:
+    items = []
+    while stack is not None and len(items) < keep:
+        items.append(stack.top)
+        stack = stack.rest
+    out: Stack | None = None
+    for i, entry in enumerate(reversed(items)):
+        out = Stack(entry, out, i + 1)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class EditState:
+    """The engine's whole mutable-by-replacement world: the document and its undo/redo stacks."""
+
+    doc: Document
+    undo: Stack | None = None
+    redo: Stack | None = None
+
+
+# --------------------------------------------------------------------------
+# Document-level operations
+# --------------------------------------------------------------------------
+
+
+def add_module(doc: Document, cmd: AddModule, reg: Registry) -> tuple[Document, Changes]:
+    if cmd.name in doc.modules:
+        raise VTError("duplicate_name", f"a module named {cmd.name!r} already exists; use set or remove it first")
+    mtype = reg.get(cmd.type)
+    given = cmd.params or {}
+    for pname in given:
+        if pname not in mtype.params:
+            raise VTError("unknown_param", f"{cmd.type} has no param {pname!r}; params: {', '.join(mtype.params)}")
+    params = {
+        pname: spec.validate(cmd.name, pname, given[pname]) if pname in given else spec.default
+        for pname, spec in mtype.params.items()
+    }
+    module = Module(mtype.type_name, immutables.Map(params))
+    return replace(doc, modules=doc.modules.set(cmd.name, module)), [("modules", cmd.name)]
+
+
+def remove_module(doc: Document, cmd: RemoveModule) -> tuple[Document, Changes]:
+    _module(doc, cmd.name)
+    changes: Changes = [("modules", cmd.name)]
+    connections = doc.connections
+    dropped = [key for key in connections.keys() if _owner(key[0]) == cmd.name or _owner(key[1]) == cmd.name]
+    if dropped:
+        with connections.mutate() as mm:
+            for key in dropped:
+                del mm[key]
+            connections = mm.finish()
+        changes.append(("connections",))
+    return replace(doc, modules=doc.modules.delete(cmd.name), connections=connections), changes
+
+
+def set_param(doc: Document, cmd: SetParam, reg: Registry) -> tuple[Document, Changes]:
+    module = _module(doc, cmd.module)
+    spec = reg.get(module.type).params.get(cmd.param)
+    if spec is None:
+        params = ", ".join(reg.get(module.type).params)
+        raise VTError("unknown_param", f"{cmd.module} ({module.type}) has no param {cmd.param!r}; params: {params}")
+    value = spec.validate(cmd.module, cmd.param, cmd.value)
+    old = module.params[cmd.param]
+    if old == value and type(old) is type(value):
+        return doc, []
+    new_module = Module(module.type, module.params.set(cmd.param, value))
+    return replace(doc, modules=doc.modules.set(cmd.module, new_module)), [("modules", cmd.module, "params", cmd.param)]
+
+
+def _check_link(doc: Document, src: str, dst: str, reg: Registry) -> None:
+    smod, sport = src.split(".", 1)
+    dmod, dport = dst.split(".", 1)
+    stype = reg.get(_module(doc, smod).type)
+    dtype = reg.get(_module(doc, dmod).type)
+    if sport not in stype.outputs:
+        outs = ", ".join(stype.outputs) or "none"
+        raise VTError("unknown_port", f"{smod} ({stype.type_name}) has no output {sport!r}; outputs: {outs}")
+    if dport not in dtype.input_ports():
+        raise VTError(
+            "unknown_port", f"{dmod} ({dtype.type_name}) has no input {dport!r}; inputs: {', '.join(dtype.input_ports())}"
+        )
+
+
+def connect(doc: Document, cmd: Connect, reg: Registry) -> tuple[Document, Changes]:
+    _check_link(doc, cmd.src, cmd.dst, reg)
+    key = (cmd.src, cmd.dst)
+    if key in doc.connections:
+        return doc, []
+    return replace(doc, connections=doc.connections.set(key, True)), [("connections",)]
+
+
+def disconnect(doc: Document, cmd: Disconnect, reg: Registry) -> tuple[Document, Changes]:
+    key = (cmd.src, cmd.dst)
+    if key not in doc.connections:
+        _check_link(doc, cmd.src, cmd.dst, reg)  # say why if the names are wrong; else a no-op
+        return doc, []
+    return replace(doc, connections=doc.connections.delete(key)), [("connections",)]
+
+
+def set_bpm(doc: Document, cmd: SetBpm) -> tuple[Document, Changes]:
+    bpm = float(cmd.bpm)
+    if not math.isfinite(bpm) or not BPM_MIN <= bpm <= BPM_MAX:
+        raise VTError("invalid_value", f"bpm must be between {BPM_MIN:g} and {BPM_MAX:g}, got {cmd.bpm}")
+    if bpm == doc.clock.bpm:
+        return doc, []
+    return replace(doc, clock=replace(doc.clock, bpm=bpm)), [("clock", "bpm")]
+
+
+def set_playing(doc: Document, playing: bool) -> tuple[Document, Changes]:
+    if doc.clock.playing == playing:
+        return doc, []
+    return replace(doc, clock=replace(doc.clock, playing=playing)), [("clock", "playing")]
+
+
+def _module(doc: Document, name: str) -> Module:
+    module = doc.modules.get(name)
+    if module is None:
+        raise VTError("unknown_module", f"no module named {name!r}")
+    return module
+
+
+def _owner(port: str) -> str:
+    return port.split(".", 1)[0]
+
+
+def apply_to_document(doc: Document, cmd: Any, reg: Registry) -> tuple[Document, Changes]:
+    """Apply one non-history command to a document."""
+    if isinstance(cmd, SetParam):
+        return set_param(doc, cmd, reg)
+    if isinstance(cmd, AddModule):
+        return add_module(doc, cmd, reg)
+    if isinstance(cmd, RemoveModule):
+        return remove_module(doc, cmd)
+    if isinstance(cmd, Connect):
+        return connect(doc, cmd, reg)
+    if isinstance(cmd, Disconnect):
+        return disconnect(doc, cmd, reg)
+    if isinstance(cmd, SetBpm):
+        return set_bpm(doc, cmd)
+    if isinstance(cmd, Play):
+        return set_playing(doc, True)
+    if isinstance(cmd, Stop):
+        return set_playing(doc, False)
+    if isinstance(cmd, Batch):
+        changes: Changes = []
+        for sub in cmd.commands:
+            if isinstance(sub, (Undo, Redo, Batch)):
+                raise VTError("invalid_command", f"{sub.op} cannot be inside a batch")
+            doc, more = apply_to_document(doc, sub, reg)
+            changes.extend(more)
+        return doc, changes
+    if isinstance(cmd, LoadDocument):
+        new = doc.with_patch_of(cmd.document) if cmd.keep_transport else cmd.document
+        return new, diff_paths(doc, new)
+    raise VTError("invalid_command", f"unsupported command {type(cmd).__name__}")
+
+
+def diff_paths(old: Document, new: Document) -> Changes:
+    """Paths that differ between two documents (used when a whole document is replaced)."""
+    changes: Changes = []
+    for key in ("bpm", "playing", "meter"):
+        if getattr(old.clock, key) != getattr(new.clock, key):
+            changes.append(("clock", key))
+    if old.modules is not new.modules:
+        for name in set(old.modules.keys()) | set(new.modules.keys()):
+            a, b = old.modules.get(name), new.modules.get(name)
+            if a != b:
+                changes.append(("modules", name))
+    if old.connections != new.connections:
+        changes.append(("connections",))
+    return changes
+
+
+# --------------------------------------------------------------------------
+# The whole edit state: undo/redo on top of the document operations
+# --------------------------------------------------------------------------
+
+
+def apply(state: EditState, cmd: Any, reg: Registry, origin: str = "api", now: float = 0.0) -> tuple[EditState, Changes]:
+    """The engine's update step. Pure: returns a new state, or raises VTError and changes nothing."""
+    if isinstance(cmd, Undo):
+        return _undo(state)
+    if isinstance(cmd, Redo):
+        return _redo(state)
+    doc, changes = apply_to_document(state.doc, cmd, reg)
+    if not changes:
+        return state, changes
+    if isinstance(cmd, (Play, Stop)) or (isinstance(cmd, LoadDocument) and not cmd.undoable):
+        return EditState(doc, state.undo, state.redo), changes
+    if all(p[:2] == ("clock", "playing") for p in changes):  # a batch of transport only
+        return EditState(doc, state.undo, state.redo), changes
+    key = (origin, cmd.module, cmd.param) if isinstance(cmd, SetParam) else None
+    top = state.undo.top if state.undo is not None else None
+    if key is not None and top is not None and top.merge_key == key and now - top.time < UNDO_MERGE_SECONDS:
+        # Same slider, same hand, moments apart: extend the last step instead of adding one.
+        merged = UndoEntry(top.before, top.paths, origin, now, key)
+        assert state.undo is not None
+        return EditState(doc, Stack(merged, state.undo.rest, state.undo.depth), None), changes
+    entry = UndoEntry(state.doc, tuple(changes), origin, now, key)
+    return EditState(doc, _push(state.undo, entry), None), changes
+
+
+def _undo(state: EditState) -> tuple[EditState, Changes]:
+    if state.undo is None:
+        raise VTError("nothing_to_undo", "nothing to undo")
+    entry = state.undo.top
+    doc = state.doc.with_patch_of(entry.before)
+    redo = UndoEntry(state.doc, entry.paths, entry.origin, entry.time)
+    return EditState(doc, state.undo.rest, _push(state.redo, redo)), list(entry.paths)
+
+
+def _redo(state: EditState) -> tuple[EditState, Changes]:
+    if state.redo is None:
+        raise VTError("nothing_to_undo", "nothing to redo")
+    entry = state.redo.top
+    doc = state.doc.with_patch_of(entry.before)
+    undo = UndoEntry(state.doc, entry.paths, entry.origin, entry.time)
+    return EditState(doc, _push(state.undo, undo), state.redo.rest), list(entry.paths)
+
+
+# --------------------------------------------------------------------------
+# Whole-document validation (sessions, load): the same rules as commands
+# --------------------------------------------------------------------------
+
+
+def validate_document(data: Any, reg: Registry) -> Document:
+    """Validate a JSON document by replaying it as commands; raise VTError naming the field."""
+    if not isinstance(data, Mapping):
+        raise VTError("session_invalid", "the document must be a JSON object")
+    extra = set(data) - {"version", "clock", "modules", "connections"}
+    if extra:
+        raise VTError("session_invalid", f"unknown document field {sorted(extra)[0]!r}")
+    clock = data.get("clock", {})
+    if not isinstance(clock, Mapping) or set(clock) - {"bpm", "playing", "meter"}:
+        raise VTError("session_invalid", "clock must be an object with bpm, playing and meter")
+    doc = Document()
+    try:
+        if "bpm" in clock:
+            doc, _ = set_bpm(doc, SetBpm(bpm=clock["bpm"]))
+        playing = clock.get("playing", False)
+        meter = clock.get("meter", 4)
+        if not isinstance(playing, bool):
+            raise VTError("invalid_value", "clock.playing must be true or false")
+        if isinstance(meter, bool) or not isinstance(meter, int) or not 1 <= meter <= 64:
+            raise VTError("invalid_value", "clock.meter must be an integer from 1 to 64")
+        doc = replace(doc, clock=Clock(doc.clock.bpm, playing, meter))
+        modules = data.get("modules", {})
+        if not isinstance(modules, Mapping):
+            raise VTError("invalid_value", "modules must be an object")
+        for name, m in modules.items():
+            if not isinstance(name, str) or not NAME_RE.match(name):
+                raise VTError("invalid_value", f"bad module name {name!r}")
+            if not isinstance(m, Mapping) or set(m) - {"type", "params"} or not isinstance(m.get("type"), str):
+                raise VTError("invalid_value", f"modules.{name} must be an object with type and params")
+            params = m.get("params", {})
+            if not isinstance(params, Mapping):
+                raise VTError("invalid_value", f"modules.{name}.params must be an object")
+            doc, _ = add_module(doc, AddModule.model_construct(name=name, type=m["type"], params=dict(params)), reg)
+        conns = data.get("connections", [])
+        if not isinstance(conns, list):
+            raise VTError("invalid_value", "connections must be a list")
+        for c in conns:
+            if not isinstance(c, Mapping) or set(c) != {"src", "dst"}:
+                raise VTError("invalid_value", f"bad connection {c!r}: expected {{src, dst}}")
+            src, dst = c["src"], c["dst"]
+            if not (isinstance(src, str) and isinstance(dst, str) and PORT_RE.match(src) and PORT_RE.match(dst)):
+                raise VTError("invalid_value", f"bad connection {src!r} -> {dst!r}")
+            doc, _ = connect(doc, Connect.model_construct(src=src, dst=dst), reg)
+    except VTError as exc:
+        raise VTError("session_invalid", f"invalid document: {exc.message}") from None
+    return doc
+
+
+def commands_for(doc: Document) -> Iterable[Any]:
+    """Commands that build `doc` from an empty document (used by script generation and tests)."""
+    if doc.clock.bpm != Clock().bpm:
+        yield SetBpm(bpm=doc.clock.bpm)
+    for name, m in sorted(doc.modules.items()):
+        yield AddModule(name=name, type=m.type, params={k: _plain(v) for k, v in m.params.items()})
+    for src, dst in doc.sorted_connections():
+        yield Connect(src=src, dst=dst)
+
+
+def _plain(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+__all__ = [
+    "EditState",
+    "LoadDocument",
+    "apply",
+    "apply_to_document",
+    "commands_for",
+    "diff_paths",
+    "document_from_json",
+    "validate_document",
+]

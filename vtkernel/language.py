@@ -1,0 +1,152 @@
+"""The command language (SPEC §4): one parser for `%vt`, `%%vt`, the terminal and comm `text`.
+
+A line parses to either an engine command (a `vtkernel.protocol` model) or a
+`ShellAction` that the kernel carries out itself (state, get, open, save,
+load, watch, ...). Parsing is pure and raises `VTError("invalid_command")`
+with one line that says what was expected.
+
+    add NAME TYPE [PARAM=VALUE ...]   rm NAME
+    set NAME.PARAM VALUE              get NAME.PARAM
+    connect SRC DST                   disconnect SRC DST
+    bpm VALUE    play    stop         undo    redo
+    state        open PATH    save [PATH]    load PATH
+    watch PATH   unwatch PATH
+    script       history [N]   stats        help [WORD]
+
+Any engine command may end with `@now`, `@step`, `@beat` or `@bar` to
+quantize it to the next step, beat or bar of the clock.
+VALUE is a JSON literal; a bare word is taken as a string.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from vtkernel.protocol import VTError, parse_command
+
+QUANTIZE = ("now", "step", "beat", "bar")
+
+
+@dataclass(frozen=True)
+class ShellAction:
+    """A command-language verb that is not an engine command."""
+
+    verb: str
+    args: tuple[str, ...] = ()
+
+
+# verb -> (usage, number of args: (min, max), what it does)
+USAGE: dict[str, tuple[str, int, int, str]] = {
+    "add": ("add NAME TYPE [PARAM=VALUE ...]", 2, 1 << 16, "add a module"),
+    "rm": ("rm NAME", 1, 1, "remove a module and its connections"),
+    "set": ("set NAME.PARAM VALUE", 2, 2, "set a param"),
+    "get": ("get NAME.PARAM", 1, 1, "print a param's value as JSON"),
+    "connect": ("connect SRC DST", 2, 2, "connect MODULE.OUT to MODULE.IN"),
+    "disconnect": ("disconnect SRC DST", 2, 2, "remove a connection"),
+    "bpm": ("bpm VALUE", 1, 1, "set the tempo (20..999)"),
+    "play": ("play", 0, 0, "start the transport"),
+    "stop": ("stop", 0, 0, "stop the transport"),
+    "undo": ("undo", 0, 0, "undo the last patch edit"),
+    "redo": ("redo", 0, 0, "redo"),
+    "state": ("state", 0, 0, "print the document as JSON"),
+    "open": ("open PATH", 1, 1, "bind the kernel to a session file (autosaved)"),
+    "save": ("save [PATH]", 0, 1, "save the session now (or save as PATH)"),
+    "load": ("load PATH", 1, 1, "replace the document with a file's (undoable)"),
+    "watch": ("watch PATH", 1, 1, "run a Python file and re-run its changes on save"),
+    "unwatch": ("unwatch PATH", 1, 1, "stop watching a file"),
+    "script": ("script", 0, 0, "print the Python script that rebuilds the document"),
+    "history": ("history [N]", 0, 1, "list recent versions"),
+    "stats": ("stats", 0, 0, "engine and clock metrics"),
+    "help": ("help [VERB]", 0, 1, "this help"),
+}
+ENGINE_VERBS = {"add", "rm", "set", "connect", "disconnect", "bpm", "play", "stop", "undo", "redo"}
+
+
+def parse_value(text: str) -> Any:
+    """A JSON literal, or the bare word as a string."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return text
+
+
+def _split(line: str) -> list[str]:
+    try:
+        return shlex.split(line, comments=True, posix=True)
+    except ValueError as exc:
+        raise VTError("invalid_command", f"cannot read the line: {exc}") from None
+
+
+def _split_ref(ref: str, usage: str) -> tuple[str, str]:
+    if ref.count(".") != 1:
+        raise VTError("invalid_command", f"expected NAME.PARAM, got {ref!r}; usage: {usage}")
+    module, param = ref.split(".")
+    return module, param
+
+
+def parse_line(line: str) -> BaseModel | ShellAction | None:
+    """Parse one line; None for a blank or comment line."""
+    words = _split(line.strip())
+    if not words:
+        return None
+    verb, args = words[0].lower(), words[1:]
+    if verb not in USAGE:
+        raise VTError("invalid_command", f"unknown command {words[0]!r}; try: {', '.join(USAGE)}")
+    quantize = None
+    if args and args[-1].startswith("@") and verb in ENGINE_VERBS:
+        quantize = args.pop()[1:]
+        if quantize not in QUANTIZE:
+            raise VTError("invalid_command", f"unknown quantization @{quantize}; use @now, @step, @beat or @bar")
+    usage, lo, hi, _ = USAGE[verb]
+    if not lo <= len(args) <= hi:
+        raise VTError("invalid_command", f"usage: {usage}")
+    if verb not in ENGINE_VERBS:
+        return ShellAction(verb, tuple(args))
+    data: dict[str, Any]
+    if verb == "add":
+        params: dict[str, Any] = {}
+        for word in args[2:]:
+            key, eq, raw = word.partition("=")
+            if not eq or not key:
+                raise VTError("invalid_command", f"expected PARAM=VALUE, got {word!r}; usage: {usage}")
+            params[key] = parse_value(raw)
+        data = {"op": "add_module", "name": args[0], "type": args[1]}
+        if params:
+            data["params"] = params
+    elif verb == "rm":
+        data = {"op": "remove_module", "name": args[0]}
+    elif verb == "set":
+        module, param = _split_ref(args[0], usage)
+        data = {"op": "set_param", "module": module, "param": param, "value": parse_value(args[1])}
+    elif verb in ("connect", "disconnect"):
+        data = {"op": verb, "src": args[0], "dst": args[1]}
+    elif verb == "bpm":
+        data = {"op": "set_bpm", "bpm": parse_value(args[0])}
+    else:
+        data = {"op": verb}
+    if quantize is not None:
+        if verb in ("undo", "redo"):
+            raise VTError("invalid_command", f"{verb} cannot be quantized")
+        data["quantize"] = quantize
+    return parse_command(data)
+
+
+def parse_get(action: ShellAction) -> tuple[str, str]:
+    return _split_ref(action.args[0], USAGE["get"][0])
+
+
+def help_text(verb: str | None = None) -> str:
+    if verb is not None:
+        if verb not in USAGE:
+            raise VTError("invalid_command", f"unknown command {verb!r}; try: {', '.join(USAGE)}")
+        usage, _, _, what = USAGE[verb]
+        return f"{usage}  -- {what}"
+    width = max(len(u) for u, *_ in USAGE.values())
+    lines = [f"{u:<{width}}  {what}" for u, _, _, what in USAGE.values()]
+    lines.append("Engine commands take an optional @now/@step/@beat/@bar. VALUE is JSON or a bare word.")
+    return "\n".join(lines)
