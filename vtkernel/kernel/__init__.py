@@ -1,0 +1,1 @@
+"""ipykernel glue: the kernel, the comm hub, magics and the subshell wrapper."""

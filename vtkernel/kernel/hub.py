@@ -1,0 +1,393 @@
+"""The comm hub: protocol v1 (SPEC §5) for every client, on its own event loop.
+
+The hub runs on one asyncio loop (the loop of an ipykernel subshell thread,
+so it keeps serving while the main shell runs a cell). It
+
+- receives client messages (`handle`), validates them with
+  `vtkernel.protocol`, and submits commands to the engine queue;
+- is woken by the engine's `Signal` after a publish, and by its `Mailbox`
+  when outcomes arrive; it never runs on the engine thread;
+- sends each client a `snapshot` first, then coalesced `delta`s rendered from
+  the paths the engine recorded (`render_ops`), at most `max_delta_rate` per
+  client, and an `ack` only once that client has been sent the version that
+  contains the change;
+- keeps all of its own traffic under `iopub_budget` messages per second with
+  one token bucket, so jupyter_server never drops iopub messages.
+
+Thread ownership: everything here runs on the hub loop's thread, except
+`Hub.wake` (any thread; it only schedules onto the loop). Clients are
+objects with a `send(dict)` method (a comm, or the GUI panel's relay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from vtkernel.engine.delta import render_ops
+from vtkernel.engine.document import Path, Snapshot
+from vtkernel.engine.engine import Engine, Mailbox, Outcome, Signal
+from vtkernel.language import ShellAction, parse_line
+from vtkernel.protocol import (
+    MAX_MESSAGE_BYTES,
+    CommandMsg,
+    GetScriptMsg,
+    Hello,
+    ResyncMsg,
+    RunScriptMsg,
+    TextMsg,
+    VTError,
+    error_msg,
+    message_size,
+    parse_client_message,
+    parse_command,
+)
+
+MAX_DELTA_RATE = 60.0  # per client, per second
+IOPUB_BUDGET = 450.0  # all hub messages per second (the spec's ceiling is 500)
+BUDGET_BURST = 60.0
+TELEMETRY_RATE = 30.0
+
+
+class Sender(Protocol):
+    def send(self, msg: dict[str, Any]) -> None: ...
+
+
+# Verbs the hub answers itself from a snapshot, with no side effects.
+READ_ONLY_VERBS = {"state", "get", "help", "history", "script", "stats"}
+
+
+@dataclass(eq=False)
+class Client:
+    """One subscriber. Owned by the hub loop."""
+
+    sender: Sender
+    hello: Hello
+    cid: int
+    sent: Snapshot | None = None  # the version this client holds
+    next_delta_at: float = 0.0
+    timer: asyncio.TimerHandle | None = None
+    # Replies (acks, errors) waiting for the version they name, or for budget: (version, msg).
+    outbox: deque[tuple[int, dict[str, Any]]] = field(default_factory=deque)
+    needs_snapshot: bool = False
+    closed: bool = False
+
+    @property
+    def wants_script(self) -> bool:
+        return bool(getattr(self.hello, "script", False))
+
+
+class Hub:
+    """Protocol-v1 server. Create it on the loop that will run it (see module docstring)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        actions: Callable[[ShellAction], concurrent.futures.Future[Any] | Any] | None = None,
+        run_script: Callable[[str, str], concurrent.futures.Future[Any]] | None = None,
+        script_text: Callable[[Snapshot], str] | None = None,
+        telemetry: Callable[[], dict[str, Any] | None] | None = None,
+        max_delta_rate: float = MAX_DELTA_RATE,
+        iopub_budget: float = IOPUB_BUDGET,
+    ) -> None:
+        self.engine = engine
+        self.loop = loop
+        self.actions = actions
+        self.run_script = run_script
+        self.script_text = script_text
+        self.telemetry = telemetry
+        self.min_interval = 1.0 / max_delta_rate
+        self.budget_rate = iopub_budget
+        self._tokens = BUDGET_BURST
+        self._tokens_at = time.monotonic()
+        self._budget_timer: asyncio.TimerHandle | None = None
+        self._clients: dict[int, Client] = {}
+        self._ids = itertools.count(1)
+        self._signal = Signal(self._on_publish, loop.call_soon_threadsafe)
+        self._mailbox = Mailbox(Signal(self._on_outcomes, loop.call_soon_threadsafe))
+        self._telemetry_task: asyncio.TimerHandle | None = None
+        self.stats = {"sent": 0, "deltas": 0, "acks": 0, "errors": 0, "snapshots": 0}
+        engine.add_signal(self._signal)
+
+    # ----- clients -------------------------------------------------------------
+
+    def add_client(self, sender: Sender, hello_data: Any = None) -> Client:
+        """Subscribe a client: it gets a snapshot (and the schema) at once."""
+        try:
+            hello = Hello.model_validate(hello_data or {})
+        except Exception:
+            hello = Hello(shell="unknown")
+            sender.send(error_msg(None, "bad_message", "bad comm_open data: expected {protocol: 1, shell, telemetry}"))
+        client = Client(sender, hello, next(self._ids))
+        self._clients[client.cid] = client
+        self._send_snapshot(client)
+        self._send(client, {"type": "schema", "types": self.engine.registry.schema_json()})
+        if hello.telemetry:
+            self._ensure_telemetry()
+        return client
+
+    def remove_client(self, client: Client) -> None:
+        client.closed = True
+        if client.timer is not None:
+            client.timer.cancel()
+        self._clients.pop(client.cid, None)
+
+    def close(self) -> None:
+        self.engine.remove_signal(self._signal)
+        for client in list(self._clients.values()):
+            self.remove_client(client)
+        if self._telemetry_task is not None:
+            self._telemetry_task.cancel()
+
+    @property
+    def clients(self) -> list[Client]:
+        return list(self._clients.values())
+
+    # ----- incoming ------------------------------------------------------------
+
+    def handle(self, client: Client, data: Any) -> None:
+        """One message from a client. Never raises: every problem becomes an `error` reply."""
+        msg_id = data.get("id") if isinstance(data, dict) else None
+        if not isinstance(msg_id, (int, str)) or isinstance(msg_id, bool):
+            msg_id = None
+        try:
+            if message_size(data) > MAX_MESSAGE_BYTES:
+                raise VTError("bad_message", f"message larger than {MAX_MESSAGE_BYTES} bytes refused")
+            msg = parse_client_message(data)
+            if isinstance(msg, CommandMsg):
+                cmd = parse_command(msg.command)
+                self._submit(client, msg.id, cmd)
+            elif isinstance(msg, TextMsg):
+                self._text(client, msg.id, msg.text)
+            elif isinstance(msg, ResyncMsg):
+                client.needs_snapshot = True
+                self._schedule_flush(client)
+            elif isinstance(msg, GetScriptMsg):
+                self._send_script(client)
+            elif isinstance(msg, RunScriptMsg):
+                self._run_script(client, msg.id, msg.text)
+        except VTError as exc:
+            self._reply_error(client, msg_id, exc)
+        except Exception as exc:  # a bug in the hub: answer, never a traceback on stderr
+            self._reply_error(client, msg_id, VTError("bad_message", f"internal error: {type(exc).__name__}: {exc}"))
+
+    def _submit(self, client: Client, msg_id: Any, cmd: BaseModel, output: str | None = None) -> None:
+        origin = client.hello.shell
+        self.engine.submit(cmd, origin=origin, reply=self._mailbox, token=(client.cid, msg_id, output))
+
+    def _text(self, client: Client, msg_id: Any, text: str) -> None:
+        if "\n" in text.strip():
+            raise VTError("invalid_command", "a text message holds one command line")
+        parsed = parse_line(text)
+        if parsed is None:
+            self._ack(client, msg_id, self.engine.version)
+            return
+        if isinstance(parsed, BaseModel):
+            self._submit(client, msg_id, parsed)
+            return
+        if self.actions is None:
+            raise VTError("invalid_command", f"'{parsed.verb}' is not available here")
+        result = self.actions(parsed)
+        if isinstance(result, concurrent.futures.Future):
+            fut = asyncio.wrap_future(result, loop=self.loop)
+            fut.add_done_callback(lambda f: self._action_done(client, msg_id, f))
+        else:
+            self._ack(client, msg_id, self.engine.version, result)
+
+    def _action_done(self, client: Client, msg_id: Any, fut: asyncio.Future[Any]) -> None:
+        exc = fut.exception()
+        if isinstance(exc, VTError):
+            self._reply_error(client, msg_id, exc)
+        elif exc is not None:
+            self._reply_error(client, msg_id, VTError("invalid_command", f"{type(exc).__name__}: {exc}"))
+        else:
+            self._ack(client, msg_id, self.engine.version, fut.result())
+
+    def _run_script(self, client: Client, msg_id: Any, text: str) -> None:
+        if self.run_script is None:
+            raise VTError("invalid_command", "running an edited script is not available here")
+        fut = asyncio.wrap_future(self.run_script(text, client.hello.shell), loop=self.loop)
+        fut.add_done_callback(lambda f: self._action_done(client, msg_id, f))
+
+    # ----- outgoing ------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Any thread: make the hub look at the newest version soon."""
+        self._signal.set()
+
+    def _on_publish(self) -> None:
+        for client in list(self._clients.values()):
+            self._schedule_flush(client)
+
+    def _on_outcomes(self) -> None:
+        for outcome in self._mailbox.take_all():
+            self._outcome(outcome)
+
+    def _outcome(self, outcome: Outcome) -> None:
+        cid, msg_id, output = outcome.token
+        client = self._clients.get(cid)
+        if client is None:
+            return
+        if outcome.error is not None:
+            self._reply_error(client, msg_id, outcome.error)
+        else:
+            self._ack(client, msg_id, outcome.version, output)
+
+    def _ack(self, client: Client, msg_id: Any, version: int, output: Any = None) -> None:
+        msg: dict[str, Any] = {"type": "ack", "id": msg_id, "version": version}
+        if output is not None:
+            msg["output"] = output if isinstance(output, str) else json.dumps(output)
+        # Held until this client has been sent `version`, so an ack never outruns its delta.
+        self._queue_reply(client, version, msg)
+
+    def _reply_error(self, client: Client, msg_id: Any, exc: VTError) -> None:
+        self.stats["errors"] += 1
+        self._queue_reply(client, -1, error_msg(msg_id, exc.code, exc.message))
+
+    def _queue_reply(self, client: Client, version: int, msg: dict[str, Any]) -> None:
+        client.outbox.append((version, msg))
+        self._schedule_flush(client)
+
+    def _schedule_flush(self, client: Client) -> None:
+        if client.closed or client.timer is not None:
+            return
+        self._flush(client)
+
+    def _timer_fired(self, client: Client) -> None:
+        client.timer = None
+        if not client.closed:
+            self._flush(client)
+
+    def _flush(self, client: Client) -> None:
+        """Deliver what this client is owed, within its delta rate and the shared budget.
+
+        Order: a requested snapshot, then one delta up to the newest version,
+        then the replies whose version the client now holds. Whatever cannot
+        go now is retried by one timer per client.
+        """
+        now = time.monotonic()
+        if client.needs_snapshot and self._has_token():
+            client.needs_snapshot = False
+            self._send_snapshot(client)
+        snap = self.engine.snapshot
+        behind = client.sent is not None and client.sent.version < snap.version
+        if behind and not client.needs_snapshot and now >= client.next_delta_at and self._has_token():
+            self._send_delta(client, snap)
+            behind = False
+        held = client.sent.version if client.sent is not None else -1
+        while client.outbox and client.outbox[0][0] <= held and self._has_token():
+            self._send(client, client.outbox.popleft()[1])
+        waiting_reply = bool(client.outbox) and client.outbox[0][0] <= held
+        if not (behind or client.needs_snapshot or waiting_reply or client.outbox):
+            return
+        wait = self._budget_wait()
+        if behind or (client.outbox and client.outbox[0][0] > held):
+            wait = max(wait, client.next_delta_at - now)
+        client.timer = self.loop.call_later(max(wait, 0.001), self._timer_fired, client)
+
+    def _send_delta(self, client: Client, snap: Snapshot) -> None:
+        base = client.sent
+        assert base is not None
+        paths = self._paths_between(base.version, snap.version)
+        if paths is None:  # the history ring no longer reaches this client's base
+            self._send_snapshot(client)
+            return
+        ops = render_ops(base.doc, snap.doc, paths)
+        origin = snap.change.origin if snap.change is not None else ""
+        self._send(client, {"type": "delta", "base": base.version, "version": snap.version, "ops": ops, "origin": origin})
+        self.stats["deltas"] += 1
+        client.sent = snap
+        client.next_delta_at = time.monotonic() + self.min_interval
+        if client.wants_script:
+            self._send_script(client)
+
+    def _paths_between(self, base: int, version: int) -> list[Path] | None:
+        snaps = self.engine.history_since(base)
+        if snaps is None:
+            return None
+        paths: list[Path] = []
+        for s in snaps:
+            if s.version > version:
+                break
+            if s.change is not None:
+                paths.extend(s.change.paths)
+        return paths
+
+    def _send_snapshot(self, client: Client) -> None:
+        snap = self.engine.snapshot
+        self._send(client, {"type": "snapshot", "version": snap.version, "state": snap.doc.to_json()})
+        self.stats["snapshots"] += 1
+        client.sent = snap
+        client.next_delta_at = time.monotonic() + self.min_interval
+        if client.wants_script:
+            self._send_script(client)
+
+    def _send_script(self, client: Client) -> None:
+        if self.script_text is None:
+            raise VTError("invalid_command", "script generation is not available here")
+        snap = client.sent or self.engine.snapshot
+        self._send(client, {"type": "script", "version": snap.version, "text": self.script_text(snap)})
+
+    # ----- telemetry -----------------------------------------------------------
+
+    def _ensure_telemetry(self) -> None:
+        if self._telemetry_task is None and self.telemetry is not None:
+            self._telemetry_task = self.loop.call_later(1.0 / TELEMETRY_RATE, self._telemetry_tick)
+
+    def _telemetry_tick(self) -> None:
+        self._telemetry_task = None
+        subscribers = [c for c in self._clients.values() if c.hello.telemetry]
+        if not subscribers or self.telemetry is None:
+            return
+        data = self.telemetry()
+        if data is not None:
+            msg = {"type": "telemetry", "beat": data.get("beat", 0.0), "playing": data.get("playing", False), "values": data.get("values", {})}
+            for client in subscribers:
+                if self._has_token():
+                    self._send(client, msg)
+        self._telemetry_task = self.loop.call_later(1.0 / TELEMETRY_RATE, self._telemetry_tick)
+
+    # ----- the iopub budget ------------------------------------------------------
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self._tokens = min(BUDGET_BURST, self._tokens + (now - self._tokens_at) * self.budget_rate)
+        self._tokens_at = now
+
+    def _has_token(self) -> bool:
+        self._refill()
+        return self._tokens >= 1.0
+
+    def _budget_wait(self) -> float:
+        self._refill()
+        return 0.0 if self._tokens >= 1.0 else (1.0 - self._tokens) / self.budget_rate
+
+    def _send(self, client: Client, msg: dict[str, Any]) -> None:
+        """Send one message and spend one token of the shared iopub budget.
+
+        Callers check `_has_token` first, except for a client's very first
+        snapshot and schema, which may briefly overdraw (the bucket refills).
+        """
+        if client.closed:
+            return
+        self._refill()
+        self._tokens -= 1.0
+        self.stats["sent"] += 1
+        if msg["type"] == "ack":
+            self.stats["acks"] += 1
+        try:
+            client.sender.send(msg)
+        except Exception:
+            # A client whose transport broke is dropped; the others carry on.
+            self.remove_client(client)

@@ -1,0 +1,282 @@
+"""`VTKernel`: a thin ipykernel subclass that wires the engine, the hub and the shells.
+
+It owns nothing clever itself: the engine lives in `vtkernel.engine`, the
+comm protocol in `hub.py`, subshell glue in `subshell.py`, magics in
+`magics.py`, sessions in `vtkernel.session`, live files in `vtkernel.live`.
+
+Threads (see docs/architecture.md): the main thread runs cells and watched
+files; the engine thread applies commands; the hub runs on an ipykernel
+subshell thread; saver, watchdog and the scheduler process are owned by
+their packages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from ipykernel.ipkernel import IPythonKernel
+
+from vtkernel import __version__
+from vtkernel.api import VT
+from vtkernel.engine import Engine, default_registry
+from vtkernel.engine.document import Snapshot
+from vtkernel.kernel import subshell
+from vtkernel.kernel.hub import Hub
+from vtkernel.language import ShellAction
+from vtkernel.protocol import COMM_TARGET, VTError
+
+log = logging.getLogger("vtkernel")
+
+
+class VTKernel(IPythonKernel):  # type: ignore[misc]
+    implementation = "vtkernel"
+    implementation_version = __version__
+    banner = f"vtkernel {__version__}: a live-coded engine in Jupyter. Try `%vt help` and `vt.panel()`."
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        registry = default_registry()
+        for problem in registry.load_entry_points():
+            log.warning(problem)
+        self.engine = Engine(registry).start()
+        self.vt = VT(self.engine, origin="cell")
+        self.hub: Hub | None = None
+        self.hub_subshell_id: str | None = None
+        self._hub_loop: asyncio.AbstractEventLoop | None = None
+        self._hub_thread: threading.Thread | None = None
+        self._main_jobs: deque[Callable[[], None]] = deque()
+        self._executing = False
+        self.services = KernelServices(self)
+        user_ns = self.shell.user_ns
+        if "vt" not in user_ns:  # merged in, never clobbering a user's own `vt`
+            user_ns["vt"] = self.vt
+        from vtkernel.kernel.magics import VTMagics
+
+        self.shell.register_magics(VTMagics(self.shell, self))
+        self.services.install(self.vt)
+
+    # ----- start-up: the hub on its own subshell ---------------------------------
+
+    def start(self) -> None:
+        super().start()
+        try:
+            self.hub_subshell_id, loop, thread = subshell.create_hub_subshell(self)
+        except Exception as exc:  # no subshells: the hub gets a plain thread (comms then wait for cells)
+            log.warning("vtkernel: no hub subshell (%s); comms are served between cells", exc)
+            loop, thread = _start_loop_thread()
+        self._hub_loop, self._hub_thread = loop, thread
+        ready: concurrent.futures.Future[Hub] = concurrent.futures.Future()
+
+        def make_hub() -> None:
+            ready.set_result(
+                Hub(
+                    self.engine,
+                    loop,
+                    actions=self.services.action_from_hub,
+                    run_script=self.services.run_script_from_hub,
+                    script_text=self.services.script_for,
+                    telemetry=self.services.telemetry,
+                )
+            )
+
+        loop.call_soon_threadsafe(make_hub)
+        self.hub = ready.result(10)
+        self.comm_manager.register_target(COMM_TARGET, self._open_client)
+
+    async def shell_channel_thread_main(self, msg: Any) -> None:
+        # Runs on the shell-channel thread: send our comm_open to the hub's subshell
+        # so a panel opened during a long cell gets its snapshot at once.
+        if self.hub_subshell_id is not None:
+            try:
+                msg = subshell.reroute_comm_open(self, msg, self.hub_subshell_id)
+            except Exception:
+                log.debug("vtkernel: could not reroute a message", exc_info=True)
+        await super().shell_channel_thread_main(msg)
+
+    def on_hub(self, fn: Callable[[], Any]) -> None:
+        """Run `fn` on the hub loop (directly if we are already on it)."""
+        if threading.current_thread() is self._hub_thread:
+            fn()
+        else:
+            assert self._hub_loop is not None
+            self._hub_loop.call_soon_threadsafe(fn)
+
+    def _open_client(self, comm: Any, open_msg: dict[str, Any]) -> None:
+        """Comm target `vtkernel.state`: subscribe the new comm to the hub."""
+        if self.hub_subshell_id is not None:
+            subshell.pin_to_subshell(comm, self.hub_subshell_id)
+        data = open_msg.get("content", {}).get("data", {})
+        sender = _CommSender(comm)
+
+        def register() -> None:
+            assert self.hub is not None
+            client = self.hub.add_client(sender, data)
+            sender.client = client
+
+        self.on_hub(register)
+
+        def on_msg(msg: dict[str, Any]) -> None:
+            payload = msg.get("content", {}).get("data")
+            self.on_hub(lambda: self._deliver(sender, payload))
+
+        def on_close(msg: dict[str, Any]) -> None:
+            self.on_hub(lambda: self.hub and sender.client and self.hub.remove_client(sender.client))
+
+        comm.on_msg(on_msg)
+        comm.on_close(on_close)
+
+    def _deliver(self, sender: _CommSender, payload: Any) -> None:
+        if self.hub is not None and sender.client is not None:
+            self.hub.handle(sender.client, payload)
+
+    # ----- cells: read-your-writes and live-file work between cells ---------------
+
+    async def do_execute(self, code: str, silent: bool, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self._executing = True
+        try:
+            reply = await super().do_execute(code, silent, *args, **kwargs)
+        finally:
+            self._executing = False
+        try:
+            self.vt.flush()  # read-your-writes: everything the cell queued is applied
+        except VTError as exc:
+            reply = self._fail_cell(reply, exc)
+        if self._main_jobs:
+            self.io_loop.add_callback(self._run_main_jobs)
+        return reply
+
+    def _fail_cell(self, reply: dict[str, Any], exc: VTError) -> dict[str, Any]:
+        """Report an engine error that surfaced only at the end of the cell, and fail the cell."""
+        if reply.get("status") == "error":
+            return reply
+        self.shell.showtraceback((type(exc), exc, None))
+        return {
+            "status": "error",
+            "execution_count": reply.get("execution_count"),
+            "ename": "VTError",
+            "evalue": str(exc),
+            "traceback": exc._render_traceback_(),
+        }
+
+    def schedule_main(self, fn: Callable[[], None]) -> None:
+        """Any thread: run `fn` on the main thread when no cell is running, in order."""
+        self._main_jobs.append(fn)
+        self.io_loop.add_callback(self._run_main_jobs)
+
+    def _run_main_jobs(self) -> None:
+        while self._main_jobs and not self._executing:
+            job = self._main_jobs.popleft()
+            try:
+                job()
+            except Exception:
+                log.exception("vtkernel: a background job failed")
+            try:
+                self.vt.flush()
+            except VTError as exc:
+                log.warning("vtkernel: %s", exc)
+
+    # ----- shutdown -----------------------------------------------------------------
+
+    def do_shutdown(self, restart: bool) -> dict[str, Any]:
+        self.services.close()
+        if self.hub is not None and self._hub_loop is not None:
+            self._hub_loop.call_soon_threadsafe(self.hub.close)
+        self.engine.stop()
+        return super().do_shutdown(restart)
+
+
+class _CommSender:
+    """Adapts a comm to the hub's `Sender`. Sends happen on the hub thread."""
+
+    def __init__(self, comm: Any) -> None:
+        self.comm = comm
+        self.client: Any = None
+
+    def send(self, msg: dict[str, Any]) -> None:
+        self.comm.send(msg)
+
+
+def _start_loop_thread() -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="vt-hub", daemon=True)
+    thread.start()
+    return loop, thread
+
+
+class KernelServices:
+    """Kernel-level verbs (`open`, `save`, `watch`, `script`, `stats`, `panel`, ...).
+
+    Owner: the kernel's main thread; `action_from_hub` and
+    `run_script_from_hub` are called on the hub thread and hand work to the
+    right thread, returning a Future the hub awaits.
+    """
+
+    # Verbs that touch user code or the namespace run on the main thread, in order with cells.
+    MAIN_THREAD_VERBS = {"watch", "unwatch", "panel"}
+
+    def __init__(self, kernel: VTKernel) -> None:
+        self.kernel = kernel
+        self.engine = kernel.engine
+        self.fns: dict[str, Callable[..., Any]] = {
+            "script": lambda: self.script_for(self.engine.snapshot),
+            "stats": self.stats_text,
+        }
+
+    def install(self, vt: VT) -> None:
+        for verb, fn in self.fns.items():
+            vt.register_service(verb, fn)
+
+    def script_for(self, snap: Snapshot) -> str:
+        from vtkernel.engine.script import document_to_script
+
+        return document_to_script(snap.doc)
+
+    def stats(self) -> dict[str, Any]:
+        out = {"engine": self.engine.stats()}
+        hub = self.kernel.hub
+        if hub is not None:
+            out["hub"] = dict(hub.stats, clients=len(hub.clients))
+        return out
+
+    def stats_text(self) -> str:
+        lines = []
+        for section, values in self.stats().items():
+            lines.append(f"{section}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+        return "\n".join(lines)
+
+    def telemetry(self) -> dict[str, Any] | None:
+        return None
+
+    def action_from_hub(self, action: ShellAction) -> Any:
+        """Carry out a non-engine verb sent as comm `text`; may return a Future."""
+        vt = VT(self.engine, origin="text")
+        vt._services = self.kernel.vt._services
+        if action.verb in ("state", "get", "help", "history"):
+            return vt.action(action)
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                fut.set_result(vt.action(action))
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+        if action.verb in self.MAIN_THREAD_VERBS:
+            self.kernel.schedule_main(run)
+        else:
+            threading.Thread(target=run, name=f"vt-{action.verb}", daemon=True).start()
+        return fut
+
+    def run_script_from_hub(self, text: str, origin: str) -> concurrent.futures.Future[Any]:
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        fut.set_exception(VTError("invalid_command", "running an edited script needs live files"))
+        return fut
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,38 @@
+"""`%vt` and `%%vt`: the command language in cells (SPEC §4).
+
+`%vt LINE` runs one line; `%%vt` runs the cell's lines as one atomic batch.
+Errors are one line (`VTError._render_traceback_`) and fail the cell, so
+"run all" stops there. Output (`get`, `state`, `help`, ...) is printed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+
+from vtkernel.protocol import VTError
+
+
+@magics_class
+class VTMagics(Magics):  # type: ignore[misc]
+    def __init__(self, shell: Any, kernel: Any) -> None:
+        super().__init__(shell)
+        self.kernel = kernel
+
+    @line_magic("vt")
+    def vt_line(self, line: str) -> None:
+        """Run one command-language line: `%vt set lfo1.rate 3`. `%vt help` lists them."""
+        if not line.strip():
+            raise VTError("invalid_command", "usage: %vt COMMAND (try %vt help)")
+        output = self.kernel.vt.run(line)
+        if output is not None:
+            print(output)
+
+    @cell_magic("vt")
+    def vt_cell(self, line: str, cell: str) -> None:
+        """Run each line of the cell as one atomic batch: all of it, or none of it."""
+        text = "\n".join(part for part in (line, cell) if part.strip())
+        output = self.kernel.vt.run(text)
+        if output is not None:
+            print(output)
