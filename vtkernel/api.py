@@ -61,7 +61,7 @@ class VT:
 
     # ----- declarations (idempotent) -------------------------------------
 
-    def module(self, name: str, type: str, **params: Any) -> str:
+    def module(self, name: str, type: str, /, **params: Any) -> str:
         """Declare a module: create it, or update the params that differ. Returns its name."""
         doc = self._doc()
         existing = doc.modules.get(name)
@@ -135,7 +135,8 @@ class VT:
             return
         if self._batch is not None:
             self._work, _ = apply_to_document(self._doc(), cmd, self._engine.registry)
-            self._batch.append(cmd)
+            # A batch inside a batch is flattened: the engine accepts one level only.
+            self._batch.extend(cmd.commands if isinstance(cmd, Batch) else [cmd])
             return
         self._work, _ = apply_to_document(self._doc(), cmd, self._engine.registry)
         self._pending += 1

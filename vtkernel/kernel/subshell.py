@@ -22,6 +22,7 @@ thread after start; `reroute_comm_open` runs on the shell-channel thread.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import concurrent.futures
 import threading
 from typing import Any
@@ -58,26 +59,41 @@ def create_hub_subshell(kernel: Any, timeout: float = 10.0) -> tuple[str, asynci
 
 
 def reroute_comm_open(kernel: Any, msg: list[Any], subshell_id: str) -> list[Any]:
-    """Return `msg` with a `comm_open` for the hub's target re-addressed to its subshell."""
+    """Return `msg` with a `comm_open` for the hub's target re-addressed to its subshell.
+
+    Reads the frames without `Session.deserialize`, which would record the
+    signature for replay protection and make ipykernel's own deserialize of
+    the same message fail as a duplicate. A message we rewrite is verified
+    first (HMAC over the original frames) and then re-signed.
+    """
     session = kernel.session
     idents, frames = session.feed_identities(msg, copy=False)
-    head = session.deserialize(frames, content=False, copy=False)
-    header = head["header"]
-    if header.get("msg_type") != "comm_open" or header.get("subshell_id"):
+    if len(frames) < 5:
         return msg
-    content = session.unpack(head["content"])
+    header = session.unpack(_bytes(frames[1]))
+    if not isinstance(header, dict) or header.get("msg_type") != "comm_open" or header.get("subshell_id"):
+        return msg
+    content = session.unpack(_bytes(frames[4]))
     if not isinstance(content, dict) or content.get("target_name") != COMM_TARGET:
         return msg
+    if session.auth is not None:
+        expected = session.sign([_bytes(f) for f in frames[1:5]])
+        if not hmac.compare_digest(expected, _bytes(frames[0])):
+            return msg  # let ipykernel reject it as it would any badly signed message
     new_header = dict(header)
     new_header["subshell_id"] = subshell_id
     rebuilt = {
         "header": new_header,
-        "parent_header": head["parent_header"],
-        "metadata": head["metadata"],
+        "parent_header": session.unpack(_bytes(frames[2])),
+        "metadata": session.unpack(_bytes(frames[3])),
         "content": content,
-        "buffers": [bytes(b) for b in head.get("buffers", [])],
+        "buffers": [_bytes(b) for b in frames[5:]],
     }
     return [zmq.Frame(part) for part in session.serialize(rebuilt, ident=idents)]
+
+
+def _bytes(frame: Any) -> bytes:
+    return frame if isinstance(frame, bytes) else bytes(frame.bytes)
 
 
 def pin_to_subshell(comm: Any, subshell_id: str) -> None:

@@ -1,0 +1,274 @@
+"""Shared fixtures: a real vtkernel through jupyter_client over real ZMQ, and a protocol-v1 client.
+
+The kernelspec is installed into a temporary prefix and found through
+`JUPYTER_PATH`, exactly as a user's install would be.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import queue
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def jupyter_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Install the `vtkernel` kernelspec into a temp prefix; point JUPYTER_PATH at it."""
+    prefix = tmp_path_factory.mktemp("prefix")
+    from vtkernel.kernel.install import install
+
+    install(prefix=str(prefix))
+    path = str(prefix / "share" / "jupyter")
+    old = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = path + (os.pathsep + old if old else "")
+    return path
+
+
+class Kernel:
+    """A running vtkernel: its manager, a client for cells, and helpers."""
+
+    def __init__(self, km: Any, kc: Any) -> None:
+        self.km = km
+        self.kc = kc
+
+    @property
+    def connection_file(self) -> str:
+        return str(self.km.connection_file)
+
+    def execute(self, code: str, timeout: float = 60) -> dict[str, Any]:
+        """Run a cell and return {'status', 'stdout', 'stderr', 'error', 'outputs'}."""
+        out: dict[str, Any] = {"stdout": "", "stderr": "", "outputs": [], "error": None}
+
+        def hook(msg: dict[str, Any]) -> None:
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                out[content["name"]] += content["text"]
+            elif kind in ("display_data", "execute_result"):
+                out["outputs"].append(content["data"])
+            elif kind == "error":
+                out["error"] = content
+
+        reply = self.kc.execute_interactive(code, timeout=timeout, output_hook=hook)
+        out["status"] = reply["content"]["status"]
+        if out["status"] == "error" and out["error"] is None:
+            out["error"] = reply["content"]
+        return out
+
+    def ok(self, code: str, timeout: float = 60) -> str:
+        """Run a cell that must succeed; return its stdout."""
+        result = self.execute(code, timeout)
+        assert result["status"] == "ok", result
+        return str(result["stdout"])
+
+    def client(self, **hello: Any) -> VTClient:
+        return VTClient(self.km, **hello)
+
+
+def start_kernel(env: dict[str, str] | None = None, cwd: str | None = None) -> Kernel:
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name="vtkernel")
+    kwargs: dict[str, Any] = {}
+    if env is not None:
+        kwargs["env"] = {**os.environ, **env}
+    if cwd is not None:
+        kwargs["cwd"] = cwd
+    km.start_kernel(**kwargs)
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=60)
+    return Kernel(km, kc)
+
+
+def stop_kernel(k: Kernel) -> None:
+    k.kc.stop_channels()
+    if k.km.is_alive():
+        k.km.shutdown_kernel(now=False)
+    k.km.cleanup_resources()
+
+
+@pytest.fixture
+def kernel(jupyter_path: str) -> Iterator[Kernel]:
+    """A fresh kernel for one test."""
+    k = start_kernel()
+    try:
+        yield k
+    finally:
+        stop_kernel(k)
+
+
+@pytest.fixture(scope="module")
+def shared_kernel(jupyter_path: str) -> Iterator[Kernel]:
+    """One kernel for a module's tests that do not care about each other's modules."""
+    k = start_kernel()
+    try:
+        yield k
+    finally:
+        stop_kernel(k)
+
+
+def own_client(connection_file: str) -> Any:
+    """A client with its own Session: `km.client()` shares one, and two clients that share a
+    Session reject each other's iopub copies as replayed ("Duplicate Signature")."""
+    from jupyter_client.blocking import BlockingKernelClient
+
+    kc = BlockingKernelClient(connection_file=str(connection_file))
+    kc.load_connection_file()
+    kc.start_channels()
+    return kc
+
+
+class VTClient:
+    """A protocol-v1 client over its own jupyter_client connection (its own iopub socket).
+
+    A reader thread collects this comm's messages and keeps a mirror of the
+    document by applying deltas with `jsonpatch`; `gaps` counts deltas whose
+    base was not the mirror's version.
+    """
+
+    def __init__(self, km: Any, shell: str = "test", telemetry: bool = False, **extra: Any) -> None:
+        # No wait_for_ready: kernel_info goes to the main shell, which may be busy with a cell.
+        self.kc = own_client(km.connection_file)
+        self.comm_id = uuid.uuid4().hex
+        self.messages: list[dict[str, Any]] = []
+        self.inbox: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.mirror: dict[str, Any] | None = None
+        self.version = -1
+        self.gaps = 0
+        self.times: list[float] = []
+        self._ids = itertools.count(1)
+        self._cond = threading.Condition()
+        self._stop = False
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        hello = {"protocol": 1, "shell": shell, "telemetry": telemetry, **extra}
+        # iopub is a subscription socket: resend until the first snapshot arrives (slow joiner).
+        self._send_raw("comm_open", {"comm_id": self.comm_id, "target_name": "vtkernel.state", "data": hello})
+        deadline = time.monotonic() + 30
+        while self.mirror is None:
+            if self.wait_for(lambda: self.mirror is not None, 1.0):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError("no snapshot from the hub")
+            self.send({"type": "resync"})
+
+    def _send_raw(self, msg_type: str, content: dict[str, Any]) -> None:
+        self.kc.shell_channel.send(self.kc.session.msg(msg_type, content))
+
+    def send(self, data: Any) -> None:
+        self._send_raw("comm_msg", {"comm_id": self.comm_id, "data": data})
+
+    def command(self, command: dict[str, Any], msg_id: Any = None) -> Any:
+        msg_id = next(self._ids) if msg_id is None else msg_id
+        self.send({"type": "command", "id": msg_id, "command": command})
+        return msg_id
+
+    def text(self, line: str, msg_id: Any = None) -> Any:
+        msg_id = next(self._ids) if msg_id is None else msg_id
+        self.send({"type": "text", "id": msg_id, "text": line})
+        return msg_id
+
+    def reply(self, msg_id: Any, timeout: float = 10) -> dict[str, Any]:
+        """The ack or error for `msg_id`."""
+        found: list[dict[str, Any]] = []
+
+        def match() -> bool:
+            for m in self.messages:
+                if m.get("type") in ("ack", "error") and m.get("id") == msg_id:
+                    found.append(m)
+                    return True
+            return False
+
+        assert self.wait_for(match, timeout), f"no reply to {msg_id!r}; got {self.messages[-5:]}"
+        return found[0]
+
+    def call(self, command: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
+        return self.reply(self.command(command), timeout)
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    def wait_version(self, version: int, timeout: float = 10) -> bool:
+        return self.wait_for(lambda: self.version >= version, timeout)
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m.get("type") == kind]
+
+    def _read(self) -> None:
+        while not self._stop:
+            try:
+                msg = self.kc.get_iopub_msg(timeout=0.1)
+            except queue.Empty:
+                continue
+            except Exception:
+                return
+            if msg["msg_type"] == "comm_close" and msg["content"].get("comm_id") == self.comm_id:
+                continue
+            if msg["msg_type"] != "comm_msg" or msg["content"].get("comm_id") != self.comm_id:
+                continue
+            data = msg["content"]["data"]
+            with self._cond:
+                self.messages.append(data)
+                self.times.append(time.monotonic())
+                self._apply(data)
+                self._cond.notify_all()
+            self.inbox.put(data)
+
+    def _apply(self, data: dict[str, Any]) -> None:
+        kind = data.get("type")
+        if kind == "snapshot":
+            self.mirror = data["state"]
+            self.version = data["version"]
+        elif kind == "delta" and self.mirror is not None:
+            if data["base"] != self.version:
+                self.gaps += 1
+                self.send({"type": "resync"})
+                return
+            self.mirror = jsonpatch.apply_patch(self.mirror, data["ops"])
+            self.version = data["version"]
+
+    def close(self) -> None:
+        try:
+            self._send_raw("comm_close", {"comm_id": self.comm_id, "data": {}})
+        except Exception:
+            pass
+        self._stop = True
+        self._reader.join(2)
+        self.kc.stop_channels()
+
+
+@pytest.fixture
+def client_factory(kernel: Kernel) -> Iterator[Callable[..., VTClient]]:
+    made: list[VTClient] = []
+
+    def make(**hello: Any) -> VTClient:
+        c = kernel.client(**hello)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def python() -> str:
+    return sys.executable

@@ -1,0 +1,72 @@
+"""Cells, `vt` and `%vt` on a real kernel (SPEC §2, §4)."""
+
+from __future__ import annotations
+
+import json
+
+from jupyter_client.kernelspec import KernelSpecManager
+
+from tests.conftest import Kernel
+
+
+def test_the_kernelspec_is_named_vtkernel_and_speaks_python(jupyter_path: str) -> None:
+    spec = KernelSpecManager().get_kernel_spec("vtkernel")
+    assert spec.language == "python"
+    assert spec.argv[1:] == ["-m", "vtkernel", "-f", "{connection_file}"]
+
+
+def test_vt_is_merged_into_the_namespace_and_never_clobbers_the_users(kernel: Kernel) -> None:
+    assert kernel.ok("print(type(vt).__name__, 'np' not in dir())").strip() == "VT True"
+    kernel.ok("vt = 'mine'")
+    kernel.ok("x = 1")
+    assert kernel.ok("print(vt)").strip() == "mine"
+    assert kernel.ok("%vt add l lfo\n") == ""  # the magic still reaches the engine
+
+
+def test_read_your_writes_at_the_end_of_a_cell(kernel: Kernel) -> None:
+    kernel.ok("for i in range(500):\n    vt.module(f'm{i}', 'lfo', rate=1 + i % 7)")
+    assert kernel.ok("print(len(vt.snapshot()['modules']))").strip() == "500"
+
+
+def test_declarations_are_idempotent(kernel: Kernel) -> None:
+    cell = "vt.module('lfo1', 'lfo', rate=2)\nvt.module('lfo2', 'lfo', shape='saw')\nvt.connect('lfo1.out', 'lfo2.rate')"
+    kernel.ok(cell)
+    v = json.loads(kernel.ok("%vt state"))["version"]
+    kernel.ok(cell)
+    assert json.loads(kernel.ok("%vt state"))["version"] == v
+
+
+def test_magic_get_state_undo_redo(kernel: Kernel) -> None:
+    kernel.ok("%vt add lfo1 lfo rate=2")
+    kernel.ok("%vt set lfo1.rate 3.5")
+    assert kernel.ok("%vt get lfo1.rate").strip() == "3.5"
+    kernel.ok("%vt undo")
+    assert kernel.ok("%vt get lfo1.rate").strip() == "2.0"
+    kernel.ok("%vt redo")
+    assert kernel.ok("%vt get lfo1.rate").strip() == "3.5"
+    state = json.loads(kernel.ok("%vt state"))
+    assert state["modules"]["lfo1"]["params"] == {"rate": 3.5, "depth": 1.0, "shape": "sine"}
+
+
+def test_an_error_is_one_line_without_traceback_and_fails_the_cell(kernel: Kernel) -> None:
+    kernel.ok("%vt add lfo1 lfo")
+    for line in ("%vt set lfo1.rate -1", "%vt frobnicate", "vt.set('lfo1.rate', -1)"):
+        result = kernel.execute(line)
+        assert result["status"] == "error", result
+        tb = result["error"]["traceback"]
+        assert len(tb) == 1 and "Traceback" not in tb[0], tb
+    assert "invalid_value" in kernel.execute("%vt set lfo1.rate -1")["error"]["traceback"][0]
+
+
+def test_cell_batch_is_atomic(kernel: Kernel) -> None:
+    kernel.ok("%%vt\nadd a lfo\nadd b seq steps=[60,null,62]\nconnect a.out b.division")
+    state = json.loads(kernel.ok("%vt state"))
+    assert set(state["modules"]) == {"a", "b"}
+    failed = kernel.execute("%%vt\nset a.rate 9\nset b.division 0")
+    assert failed["status"] == "error"
+    assert kernel.ok("%vt get a.rate").strip() == "1.0"
+
+
+def test_session_and_live_verbs_answer_clearly_until_available(kernel: Kernel) -> None:
+    result = kernel.execute("%vt help")
+    assert result["status"] == "ok" and "connect SRC DST" in result["stdout"]

@@ -1,0 +1,207 @@
+"""Protocol v1 over real comms on a real kernel (SPEC §5)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import jsonpatch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import Kernel
+
+
+def test_a_client_gets_a_snapshot_first_then_the_schema(kernel: Kernel) -> None:
+    kernel.ok("vt.module('lfo1', 'lfo', rate=2)")
+    c = kernel.client()
+    assert c.messages[0]["type"] == "snapshot"
+    assert c.messages[0]["state"]["modules"]["lfo1"]["params"]["rate"] == 2.0
+    assert c.wait_for(lambda: any(m["type"] == "schema" for m in c.messages))
+    schema = c.of_type("schema")[0]["types"]
+    assert schema["lfo"]["params"]["shape"]["choices"] == ["sine", "square", "saw", "triangle"]
+    c.close()
+
+
+def test_a_command_is_acked_with_the_version_that_contains_it(kernel: Kernel) -> None:
+    c = kernel.client()
+    ack = c.call({"op": "add_module", "name": "s", "type": "seq", "params": {"steps": [60, None, 64]}})
+    assert ack["type"] == "ack"
+    assert c.version >= ack["version"]  # the delta reached this client before its ack
+    assert c.mirror is not None and c.mirror["modules"]["s"]["params"]["steps"] == [60, None, 64]
+    assert "[60, None, 64]" in kernel.ok("print(vt.snapshot()['modules']['s']['params']['steps'])")
+    c.close()
+
+
+def test_errors_carry_stable_codes(kernel: Kernel) -> None:
+    c = kernel.client()
+    cases = {
+        "unknown_module": {"op": "remove_module", "name": "ghost"},
+        "invalid_command": {"op": "set_bpm", "bmp": 100},
+        "invalid_value": {"op": "set_bpm", "bpm": 5000},
+        "unknown_type": {"op": "add_module", "name": "x", "type": "nope"},
+        "nothing_to_undo": {"op": "redo"},
+    }
+    for code, command in cases.items():
+        reply = c.call(command)
+        assert reply["type"] == "error" and reply["error"]["code"] == code, reply
+    c.close()
+
+
+def test_text_commands_use_the_command_language(kernel: Kernel) -> None:
+    c = kernel.client()
+    assert c.reply(c.text("add lfo1 lfo rate=2"))["type"] == "ack"
+    assert c.reply(c.text("set lfo1.rate 3"))["type"] == "ack"
+    got = c.reply(c.text("get lfo1.rate"))
+    assert got["type"] == "ack" and json.loads(got["output"]) == 3.0
+    state = c.reply(c.text("state"))
+    assert json.loads(state["output"])["modules"]["lfo1"]["params"]["rate"] == 3.0
+    bad = c.reply(c.text("set lfo1.rate"))
+    assert bad["type"] == "error" and bad["error"]["code"] == "invalid_command"
+    c.close()
+
+
+def test_two_clients_converge_from_snapshot_and_deltas(kernel: Kernel) -> None:
+    a = kernel.client(shell="a")
+    kernel.ok("vt.module('l', 'lfo'); vt.module('m', 'lfo')")
+    b = kernel.client(shell="b")
+    for i in range(50):
+        (a if i % 2 else b).command({"op": "set_param", "module": "l", "param": "rate", "value": 1 + i})
+    kernel.ok("vt.connect('l.out', 'm.depth'); vt.set('m.shape', 'square')")
+    final = json.loads(kernel.ok("%vt state"))
+    for c in (a, b):
+        assert c.wait_for(lambda c=c: c.version == final["version"])
+        assert c.mirror == {k: v for k, v in final.items() if k != "version"}
+        assert c.gaps == 0
+        c.close()
+
+
+def test_resync_after_a_gap_restores_the_exact_state(kernel: Kernel) -> None:
+    c = kernel.client()
+    kernel.ok("vt.module('l', 'lfo', rate=4)")
+    assert c.wait_for(lambda: c.mirror is not None and "l" in c.mirror["modules"])
+    c.mirror, c.version = {"corrupted": True}, -5  # simulate a lost delta
+    kernel.ok("vt.set('l.rate', 5)")
+    assert c.wait_for(lambda: c.gaps >= 1)
+    assert c.wait_for(lambda: c.mirror.get("modules", {}).get("l", {}).get("params", {}).get("rate") == 5.0)
+    c.close()
+
+
+def test_a_20k_change_burst_is_coalesced_within_the_iopub_budget(kernel: Kernel) -> None:
+    c = kernel.client()
+    kernel.ok("vt.module('l', 'lfo')")
+    start = len(c.messages)
+    kernel.ok("for i in range(20000):\n    vt.set('l.rate', 1 + (i % 500) / 10)\nvt.set('l.rate', 42)")
+    final = json.loads(kernel.ok("%vt state"))
+    assert c.wait_for(lambda: c.version == final["version"], 10)
+    assert c.mirror["modules"]["l"]["params"]["rate"] == 42.0  # the final state, exactly
+    burst = c.times[start:]
+    deltas = [m for m in c.messages[start:] if m["type"] == "delta"]
+    # Far fewer deltas than changes, and never more than ~60 in any one second.
+    assert len(deltas) < 1000
+    for i, t in enumerate(burst):
+        assert sum(1 for u in burst[i:] if u - t < 1.0) <= 70
+    c.close()
+
+
+def test_comm_commands_are_acked_while_a_cell_blocks(kernel: Kernel) -> None:
+    c = kernel.client()
+    kernel.ok("vt.module('l', 'lfo')")
+    kernel.kc.execute("import time; time.sleep(6)")
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    reply = c.call({"op": "set_param", "module": "l", "param": "rate", "value": 7}, timeout=5)
+    assert reply["type"] == "ack" and time.monotonic() - t0 < 1.5
+    c.close()
+
+
+def test_comm_commands_are_acked_while_a_cell_burns_cpu(kernel: Kernel) -> None:
+    c = kernel.client()
+    kernel.ok("vt.module('l', 'lfo')")
+    kernel.kc.execute("import time\nt = time.time()\nwhile time.time() - t < 6:\n    sum(range(1000))")
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    reply = c.call({"op": "set_param", "module": "l", "param": "rate", "value": 8}, timeout=5)
+    assert reply["type"] == "ack" and time.monotonic() - t0 < 2.0
+    c.close()
+
+
+def test_a_panel_opened_during_a_blocking_cell_gets_its_snapshot_at_once(kernel: Kernel) -> None:
+    kernel.kc.execute("import time; time.sleep(6)")
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    c = kernel.client()
+    assert time.monotonic() - t0 < 2.0
+    c.close()
+
+
+def test_oversized_messages_are_refused_whole(kernel: Kernel) -> None:
+    c = kernel.client()
+    kernel.ok("vt.module('l', 'lfo')")
+    before = kernel.ok("%vt state")
+    huge = {"op": "set_param", "module": "l", "param": "shape", "value": "x" * (1 << 20)}
+    reply = c.call(huge)
+    assert reply["type"] == "error" and reply["error"]["code"] == "bad_message"
+    assert kernel.ok("%vt state") == before
+    c.close()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+hostile = st.one_of(
+    json_values,
+    st.fixed_dictionaries({"type": st.sampled_from(["command", "text", "resync", "get_script", "bogus"])}, optional={"id": json_values, "command": json_values, "text": json_values}),
+    st.fixed_dictionaries(
+        {"type": st.just("command"), "id": st.integers(), "command": st.fixed_dictionaries({"op": st.sampled_from(["add_module", "set_param", "connect", "batch", "set_bpm"])}, optional={"name": json_values, "module": json_values, "param": json_values, "value": json_values, "src": json_values, "dst": json_values, "bpm": json_values, "commands": json_values, "type": json_values})}
+    ),
+)
+
+
+def test_hostile_messages_get_error_replies_and_change_nothing(shared_kernel: Kernel) -> None:
+    shared_kernel.ok("vt.module('fz', 'lfo')")
+    c = shared_kernel.client(shell="fuzz")
+    before = shared_kernel.ok("%vt state")
+    sent = []
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(hostile)
+    def send(data: object) -> None:
+        # Any command that happens to be valid would change state; fuzz only invalid shapes here.
+        if isinstance(data, dict) and data.get("type") == "command" and isinstance(data.get("command"), dict):
+            data["command"]["zz_unknown_field"] = 1
+        c.send(data)
+        sent.append(data)
+
+    send()
+    marker = c.text("get fz.rate", msg_id="marker")
+    assert c.reply(marker, timeout=30)["type"] == "ack"
+    replies = [m for m in c.messages if m["type"] in ("error", "ack")]
+    assert all(m["type"] == "error" for m in replies[:-1]), replies[:5]
+    assert all(set(m["error"]) == {"code", "message"} and "\n" not in m["error"]["message"] for m in replies[:-1])
+    assert shared_kernel.ok("%vt state") == before
+    c.close()
+
+
+def test_the_engine_is_silent_on_iopub_until_a_client_subscribes(kernel: Kernel) -> None:
+    seen = []
+    kernel.kc.execute_interactive("vt.module('q', 'lfo'); vt.set('q.rate', 3)", output_hook=lambda m: seen.append(m["msg_type"]))
+    assert "comm_msg" not in seen and "comm_open" not in seen
+
+
+def test_deltas_are_valid_json_patches_against_their_base(kernel: Kernel) -> None:
+    c = kernel.client()
+    kernel.ok(
+        "vt.module('a', 'lfo'); vt.module('b', 'seq', steps=[1, None, 3])\n"
+        "vt.connect('a.out', 'b.division')\nvt.remove('a')\nvt.module('a', 'seq')\nvt.bpm(99)"
+    )
+    final = json.loads(kernel.ok("%vt state"))
+    assert c.wait_for(lambda: c.version == final["version"])
+    state = c.messages[0]["state"]
+    for m in c.messages:
+        if m["type"] == "delta":
+            state = jsonpatch.apply_patch(state, m["ops"])
+    assert state == {k: v for k, v in final.items() if k != "version"}
+    c.close()
