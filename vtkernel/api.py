@@ -267,6 +267,10 @@ class VT:
     def unwatch(self, path: str) -> Any:
         return self._service("unwatch", str(path))
 
+    def sync(self, timeout: float = 2.0) -> str:
+        """Apply pending saves of watched files now (they otherwise apply between cells)."""
+        return str(self._service("sync", timeout))
+
     def script(self) -> str:
         return str(self._service("script"))
 

@@ -72,7 +72,7 @@ class Live:
             engine,
             make_vt=lambda path: VT(engine, origin="file"),
             schedule_main=self.main.schedule,
-            report=lambda text, is_error: self.reports.append((text, is_error)),
+            report=lambda text, is_error, path: self.reports.append((text, is_error)),
         )
 
     def wait_report(self, since: int, timeout: float = 5.0) -> tuple[str, bool]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -51,6 +53,7 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
         self._hub_loop: asyncio.AbstractEventLoop | None = None
         self._hub_thread: threading.Thread | None = None
         self._main_jobs: deque[Callable[[], None]] = deque()
+        self._main_job_ready = threading.Event()
         self._executing = False
         self.services = KernelServices(self)
         user_ns = self.shell.user_ns
@@ -167,7 +170,21 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
     def schedule_main(self, fn: Callable[[], None]) -> None:
         """Any thread: run `fn` on the main thread when no cell is running, in order."""
         self._main_jobs.append(fn)
+        self._main_job_ready.set()
         self.io_loop.add_callback(self._run_main_jobs)
+
+    def run_main_jobs_now(self, timeout: float) -> int:
+        """Main thread, from a cell that asked (`vt.sync()`): wait for pending jobs, run them here."""
+        if not self._main_jobs:
+            self._main_job_ready.clear()
+            if not self._main_jobs:
+                self._main_job_ready.wait(timeout)
+        ran = 0
+        while self._main_jobs:
+            self._main_jobs.popleft()()
+            ran += 1
+        self._main_job_ready.clear()
+        return ran
 
     def _run_main_jobs(self) -> None:
         while self._main_jobs and not self._executing:
@@ -221,16 +238,107 @@ class KernelServices:
     MAIN_THREAD_VERBS = {"watch", "unwatch", "panel"}
 
     def __init__(self, kernel: VTKernel) -> None:
+        from vtkernel.live.watcher import LiveFiles
+
         self.kernel = kernel
         self.engine = kernel.engine
+        self.live_log: deque[tuple[str, bool]] = deque(maxlen=200)
+        self._live_outputs: dict[str, Any] = {}  # watched path -> the Output area of the cell that started it
+        self.live = LiveFiles(
+            self.engine,
+            make_vt=lambda path: VT(self.engine, origin=f"file:{os.path.basename(path)}"),
+            schedule_main=kernel.schedule_main,
+            report=self._live_report,
+        )
         self.fns: dict[str, Callable[..., Any]] = {
             "script": lambda: self.script_for(self.engine.snapshot),
             "stats": self.stats_text,
+            "watch": self.watch,
+            "unwatch": self.unwatch,
         }
 
     def install(self, vt: VT) -> None:
         for verb, fn in self.fns.items():
             vt.register_service(verb, fn)
+        vt.register_service("sync", self.sync)
+
+    # ----- live files -------------------------------------------------------------
+
+    def watch(self, path: str) -> str:
+        """Main thread, inside the cell that asked: run the file, then show its later reports here."""
+        real = os.path.realpath(path)
+        message = self.live.watch(path)
+        self._live_outputs[real] = _live_output_area()
+        return message
+
+    def unwatch(self, path: str) -> str:
+        message = self.live.unwatch(path)
+        self._live_outputs.pop(os.path.realpath(path), None)
+        return message
+
+    def _live_report(self, text: str, is_error: bool, path: str) -> None:
+        """Main thread. In a cell: print there. Between cells: append to the watch cell's output."""
+        self.live_log.append((text, is_error))
+        if self.kernel._executing:
+            print(text, file=sys.stderr if is_error else sys.stdout)
+            return
+        area = self._live_outputs.get(path)
+        if area is not None:
+            area.report(text, is_error)
+        else:
+            log.warning("vtkernel live: %s", text)
+
+    def sync(self, timeout: float = 2.0) -> str:
+        """From a cell: wait (up to `timeout`) for pending file saves and apply them now.
+
+        Watched files normally apply between cells; a cell that edits a file
+        itself (a notebook, a test) calls `vt.sync()` to see the result.
+        """
+        ran = self.kernel.run_main_jobs_now(timeout)
+        if not ran:
+            return "no pending file changes"
+        return "\n".join(text for text, _ in list(self.live_log)[-ran:])
+
+    # ----- the code shell ------------------------------------------------------------
+
+    def run_script_from_hub(self, text: str, origin: str) -> concurrent.futures.Future[Any]:
+        """The code shell's EDIT mode: apply an edited script incrementally, on the main thread."""
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                fut.set_result(self.run_script(text, origin))
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+        self.kernel.schedule_main(run)
+        return fut
+
+    def run_script(self, text: str, origin: str = "code") -> str:
+        """Apply an edited canonical script: what it changes, adds and no longer declares.
+
+        The script shown in the code shell declares the whole document, so the
+        edit is applied relative to the current document: a throwaway live
+        file first runs the current canonical script (a no-op that claims
+        every module), then the edited text, incrementally. Lines the user
+        deleted remove their modules; unchanged lines do not run again.
+        """
+        from vtkernel.live.runner import LiveFile
+
+        live = LiveFile("<code shell>", VT(self.engine, origin=origin))
+        try:
+            baseline = live.run(self.script_for(self.engine.snapshot))
+            if not baseline.ok:
+                raise VTError("invalid_command", f"the current script did not replay: {baseline.text()}")
+            result = live.run(text)
+        finally:
+            live.close()
+        if not result.ok:
+            assert result.error is not None
+            raise VTError("invalid_command", result.error.text().splitlines()[-1])
+        return result.text()
+
+    # ----- shared -----------------------------------------------------------------
 
     def script_for(self, snap: Snapshot) -> str:
         from vtkernel.engine.script import document_to_script
@@ -238,10 +346,11 @@ class KernelServices:
         return document_to_script(snap.doc)
 
     def stats(self) -> dict[str, Any]:
-        out = {"engine": self.engine.stats()}
+        out: dict[str, Any] = {"engine": self.engine.stats()}
         hub = self.kernel.hub
         if hub is not None:
             out["hub"] = dict(hub.stats, clients=len(hub.clients))
+        out["live"] = self.live.stats()
         return out
 
     def stats_text(self) -> str:
@@ -273,10 +382,30 @@ class KernelServices:
             threading.Thread(target=run, name=f"vt-{action.verb}", daemon=True).start()
         return fut
 
-    def run_script_from_hub(self, text: str, origin: str) -> concurrent.futures.Future[Any]:
-        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        fut.set_exception(VTError("invalid_command", "running an edited script needs live files"))
-        return fut
-
     def close(self) -> None:
-        pass
+        self.live.close()
+
+
+class _LiveOutput:
+    """The output area of the cell that started a watch (an ipywidgets Output), for later reports."""
+
+    def __init__(self, widget: Any) -> None:
+        self.widget = widget
+
+    def report(self, text: str, is_error: bool) -> None:
+        if is_error:
+            self.widget.append_stderr(text + "\n")
+        else:
+            self.widget.append_stdout(text + "\n")
+
+
+def _live_output_area() -> _LiveOutput | None:
+    try:
+        import ipywidgets
+        from IPython.display import display
+    except ImportError:  # pragma: no cover - ipywidgets is a dependency
+        return None
+    widget = ipywidgets.Output(layout={"max_height": "16em", "overflow": "auto"})
+    display(widget)
+    return _LiveOutput(widget)
+

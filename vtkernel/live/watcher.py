@@ -172,8 +172,8 @@ class LiveFiles:
     `make_vt(path)` gives the `VT` a file's code uses (its origin names the
     file); `schedule_main(fn)` must run `fn` later on the kernel's main
     thread, in order with cells (it is called from the settler thread);
-    `report(text, is_error)` shows a save's result in the notebook (called on
-    the main thread).
+    `report(text, is_error, path)` shows a save's result in the notebook
+    (called on the main thread).
 
     Thread ownership: the kernel's main thread calls every public method;
     the observer and settler threads only reach `_Handler`, `_on_settled`
@@ -186,7 +186,7 @@ class LiveFiles:
         *,
         make_vt: Callable[[str], VT],
         schedule_main: Callable[[Callable[[], None]], None],
-        report: Callable[[str, bool], None],
+        report: Callable[[str, bool, str], None],
     ) -> None:
         self.engine = engine
         self._make_vt = make_vt
@@ -226,10 +226,10 @@ class LiveFiles:
         try:
             result = live.run(decode_source(_read_bytes(real)))
         except (OSError, UnicodeDecodeError, SyntaxError) as exc:
-            self._report(f"{os.path.basename(real)}: cannot read: {exc}", True)
+            self._report(f"{os.path.basename(real)}: cannot read: {exc}", True, real)
             return f"watching {path} (it could not be read; the next save applies)"
         if not result.ok:
-            self._report(result.text(), True)
+            self._report(result.text(), True, real)
             return f"watching {path} (its first run failed; fix it and save)"
         decl = live.declared
         return f"watching {path}: {len(decl.modules)} modules, {len(decl.connections)} connections (v{result.version})"
@@ -292,23 +292,23 @@ class LiveFiles:
         if settled.data is None:
             if real not in self._missing:
                 self._missing.add(real)
-                self._report(f"{name} is gone; the engine keeps its last state; watching for it to come back", False)
+                self._report(f"{name} is gone; the engine keeps its last state; watching for it to come back", False, real)
             return
         self._missing.discard(real)
         try:
             text = decode_source(settled.data)
         except (UnicodeDecodeError, SyntaxError) as exc:
-            self._report(f"{name}: cannot decode: {exc}; nothing applied", True)
+            self._report(f"{name}: cannot decode: {exc}; nothing applied", True, real)
             return
         if text == live.last_good_text:
             if live.last_failed:  # the user undid a broken edit
                 live.last_failed = False
-                self._report(f"{name}: back to the last good version (nothing to apply)", False)
+                self._report(f"{name}: back to the last good version (nothing to apply)", False, real)
             return
         result = live.run(text)
         if result.ok:
             self._latencies.append((time.monotonic() - settled.first) * 1000)
-        self._report(result.text(), not result.ok)
+        self._report(result.text(), not result.ok, real)
 
     def _observe(self, real: str) -> None:
         if self._observer is None:
