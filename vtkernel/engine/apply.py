@@ -90,7 +90,7 @@ def _push(stack: Stack | None, entry: UndoEntry) -> Stack:
 
 
 def _trim(stack: Stack | None, keep: int) -> Stack | None:
-    items = []
+    items: list[UndoEntry] = []
     while stack is not None and len(items) < keep:
         items.append(stack.top)
         stack = stack.rest
@@ -127,7 +127,7 @@ def add_module(doc: Document, cmd: AddModule, reg: Registry) -> tuple[Document, 
         for pname, spec in mtype.params.items()
     }
     module = Module(mtype.type_name, immutables.Map(params))
-    return replace(doc, modules=doc.modules.set(cmd.name, module)), [("modules", cmd.name)]
+    return Document(doc.clock, doc.modules.set(cmd.name, module), doc.connections), [("modules", cmd.name)]
 
 
 def remove_module(doc: Document, cmd: RemoveModule) -> tuple[Document, Changes]:
@@ -141,7 +141,7 @@ def remove_module(doc: Document, cmd: RemoveModule) -> tuple[Document, Changes]:
                 del mm[key]
             connections = mm.finish()
         changes.append(("connections",))
-    return replace(doc, modules=doc.modules.delete(cmd.name), connections=connections), changes
+    return Document(doc.clock, doc.modules.delete(cmd.name), connections), changes
 
 
 def set_param(doc: Document, cmd: SetParam, reg: Registry) -> tuple[Document, Changes]:
@@ -155,7 +155,9 @@ def set_param(doc: Document, cmd: SetParam, reg: Registry) -> tuple[Document, Ch
     if old == value and type(old) is type(value):
         return doc, []
     new_module = Module(module.type, module.params.set(cmd.param, value))
-    return replace(doc, modules=doc.modules.set(cmd.module, new_module)), [("modules", cmd.module, "params", cmd.param)]
+    return Document(doc.clock, doc.modules.set(cmd.module, new_module), doc.connections), [
+        ("modules", cmd.module, "params", cmd.param)
+    ]
 
 
 def _check_link(doc: Document, src: str, dst: str, reg: Registry) -> None:
@@ -177,7 +179,7 @@ def connect(doc: Document, cmd: Connect, reg: Registry) -> tuple[Document, Chang
     key = (cmd.src, cmd.dst)
     if key in doc.connections:
         return doc, []
-    return replace(doc, connections=doc.connections.set(key, True)), [("connections",)]
+    return Document(doc.clock, doc.modules, doc.connections.set(key, True)), [("connections",)]
 
 
 def disconnect(doc: Document, cmd: Disconnect, reg: Registry) -> tuple[Document, Changes]:
@@ -185,7 +187,7 @@ def disconnect(doc: Document, cmd: Disconnect, reg: Registry) -> tuple[Document,
     if key not in doc.connections:
         _check_link(doc, cmd.src, cmd.dst, reg)  # say why if the names are wrong; else a no-op
         return doc, []
-    return replace(doc, connections=doc.connections.delete(key)), [("connections",)]
+    return Document(doc.clock, doc.modules, doc.connections.delete(key)), [("connections",)]
 
 
 def set_bpm(doc: Document, cmd: SetBpm) -> tuple[Document, Changes]:
@@ -194,13 +196,13 @@ def set_bpm(doc: Document, cmd: SetBpm) -> tuple[Document, Changes]:
         raise VTError("invalid_value", f"bpm must be between {BPM_MIN:g} and {BPM_MAX:g}, got {cmd.bpm}")
     if bpm == doc.clock.bpm:
         return doc, []
-    return replace(doc, clock=replace(doc.clock, bpm=bpm)), [("clock", "bpm")]
+    return Document(replace(doc.clock, bpm=bpm), doc.modules, doc.connections), [("clock", "bpm")]
 
 
 def set_playing(doc: Document, playing: bool) -> tuple[Document, Changes]:
     if doc.clock.playing == playing:
         return doc, []
-    return replace(doc, clock=replace(doc.clock, playing=playing)), [("clock", "playing")]
+    return Document(replace(doc.clock, playing=playing), doc.modules, doc.connections), [("clock", "playing")]
 
 
 def _module(doc: Document, name: str) -> Module:
@@ -214,36 +216,43 @@ def _owner(port: str) -> str:
     return port.split(".", 1)[0]
 
 
+def _apply_batch(doc: Document, cmd: Batch, reg: Registry) -> tuple[Document, Changes]:
+    changes: Changes = []
+    for sub in cmd.commands:
+        if isinstance(sub, (Undo, Redo, Batch)):
+            raise VTError("invalid_command", f"{sub.op} cannot be inside a batch")
+        doc, more = apply_to_document(doc, sub, reg)
+        changes.extend(more)
+    return doc, changes
+
+
+def _load(doc: Document, cmd: LoadDocument, reg: Registry) -> tuple[Document, Changes]:
+    new = doc.with_patch_of(cmd.document) if cmd.keep_transport else cmd.document
+    return new, diff_paths(doc, new)
+
+
+# One handler per op: a dict lookup on the command's class, not a chain of isinstance.
+_HANDLERS: dict[type, Any] = {
+    SetParam: set_param,
+    AddModule: add_module,
+    RemoveModule: lambda doc, cmd, reg: remove_module(doc, cmd),
+    Connect: connect,
+    Disconnect: disconnect,
+    SetBpm: lambda doc, cmd, reg: set_bpm(doc, cmd),
+    Play: lambda doc, cmd, reg: set_playing(doc, True),
+    Stop: lambda doc, cmd, reg: set_playing(doc, False),
+    Batch: _apply_batch,
+    LoadDocument: _load,
+}
+
+
 def apply_to_document(doc: Document, cmd: Any, reg: Registry) -> tuple[Document, Changes]:
     """Apply one non-history command to a document."""
-    if isinstance(cmd, SetParam):
-        return set_param(doc, cmd, reg)
-    if isinstance(cmd, AddModule):
-        return add_module(doc, cmd, reg)
-    if isinstance(cmd, RemoveModule):
-        return remove_module(doc, cmd)
-    if isinstance(cmd, Connect):
-        return connect(doc, cmd, reg)
-    if isinstance(cmd, Disconnect):
-        return disconnect(doc, cmd, reg)
-    if isinstance(cmd, SetBpm):
-        return set_bpm(doc, cmd)
-    if isinstance(cmd, Play):
-        return set_playing(doc, True)
-    if isinstance(cmd, Stop):
-        return set_playing(doc, False)
-    if isinstance(cmd, Batch):
-        changes: Changes = []
-        for sub in cmd.commands:
-            if isinstance(sub, (Undo, Redo, Batch)):
-                raise VTError("invalid_command", f"{sub.op} cannot be inside a batch")
-            doc, more = apply_to_document(doc, sub, reg)
-            changes.extend(more)
-        return doc, changes
-    if isinstance(cmd, LoadDocument):
-        new = doc.with_patch_of(cmd.document) if cmd.keep_transport else cmd.document
-        return new, diff_paths(doc, new)
-    raise VTError("invalid_command", f"unsupported command {type(cmd).__name__}")
+    handler = _HANDLERS.get(type(cmd))
+    if handler is None:
+        raise VTError("invalid_command", f"unsupported command {type(cmd).__name__}")
+    result: tuple[Document, Changes] = handler(doc, cmd, reg)
+    return result
 
 
 def diff_paths(old: Document, new: Document) -> Changes:
@@ -276,11 +285,15 @@ def apply(state: EditState, cmd: Any, reg: Registry, origin: str = "api", now: f
     doc, changes = apply_to_document(state.doc, cmd, reg)
     if not changes:
         return state, changes
-    if isinstance(cmd, (Play, Stop)) or (isinstance(cmd, LoadDocument) and not cmd.undoable):
+    kind = type(cmd)
+    if (
+        kind is Play
+        or kind is Stop
+        or (kind is LoadDocument and not cmd.undoable)
+        or (kind is Batch and all(p == ("clock", "playing") for p in changes))  # transport only
+    ):
         return EditState(doc, state.undo, state.redo), changes
-    if all(p[:2] == ("clock", "playing") for p in changes):  # a batch of transport only
-        return EditState(doc, state.undo, state.redo), changes
-    key = (origin, cmd.module, cmd.param) if isinstance(cmd, SetParam) else None
+    key = (origin, cmd.module, cmd.param) if kind is SetParam else None
     top = state.undo.top if state.undo is not None else None
     if key is not None and top is not None and top.merge_key == key and now - top.time < UNDO_MERGE_SECONDS:
         # Same slider, same hand, moments apart: extend the last step instead of adding one.

@@ -52,7 +52,8 @@ from vtkernel.protocol import (
     parse_command,
 )
 
-MAX_DELTA_RATE = 60.0  # per client, per second
+MAX_DELTA_RATE = 60.0  # per client, per second, on average
+DELTA_BURST = 4.0  # a client idle for a while may get this many deltas at once (commands typed in a row)
 IOPUB_BUDGET = 450.0  # all hub messages per second (the spec's ceiling is 500)
 BUDGET_BURST = 60.0
 TELEMETRY_RATE = 30.0
@@ -74,7 +75,9 @@ class Client:
     hello: Hello
     cid: int
     sent: Snapshot | None = None  # the version this client holds
-    next_delta_at: float = 0.0
+    # Per-client token bucket for deltas: refills at max_delta_rate, holds DELTA_BURST.
+    delta_tokens: float = DELTA_BURST
+    delta_tokens_at: float = 0.0
     timer: asyncio.TimerHandle | None = None
     # Replies (acks, errors) waiting for the version they name, or for budget: (version, msg).
     outbox: deque[tuple[int, dict[str, Any]]] = field(default_factory=deque)
@@ -277,12 +280,13 @@ class Hub:
         go now is retried by one timer per client.
         """
         now = time.monotonic()
+        self._refill_client(client, now)
         if client.needs_snapshot and self._has_token():
             client.needs_snapshot = False
             self._send_snapshot(client)
         snap = self.engine.snapshot
         behind = client.sent is not None and client.sent.version < snap.version
-        if behind and not client.needs_snapshot and now >= client.next_delta_at and self._has_token():
+        if behind and not client.needs_snapshot and client.delta_tokens >= 1.0 and self._has_token():
             self._send_delta(client, snap)
             behind = False
         held = client.sent.version if client.sent is not None else -1
@@ -293,7 +297,7 @@ class Hub:
             return
         wait = self._budget_wait()
         if behind or (client.outbox and client.outbox[0][0] > held):
-            wait = max(wait, client.next_delta_at - now)
+            wait = max(wait, (1.0 - client.delta_tokens) * self.min_interval)
         client.timer = self.loop.call_later(max(wait, 0.001), self._timer_fired, client)
 
     def _send_delta(self, client: Client, snap: Snapshot) -> None:
@@ -308,7 +312,7 @@ class Hub:
         self._send(client, {"type": "delta", "base": base.version, "version": snap.version, "ops": ops, "origin": origin})
         self.stats["deltas"] += 1
         client.sent = snap
-        client.next_delta_at = time.monotonic() + self.min_interval
+        client.delta_tokens -= 1.0
         if client.wants_script:
             self._send_script(client)
 
@@ -329,7 +333,7 @@ class Hub:
         self._send(client, {"type": "snapshot", "version": snap.version, "state": snap.doc.to_json()})
         self.stats["snapshots"] += 1
         client.sent = snap
-        client.next_delta_at = time.monotonic() + self.min_interval
+        client.delta_tokens = max(0.0, client.delta_tokens - 1.0)
         if client.wants_script:
             self._send_script(client)
 
@@ -359,6 +363,11 @@ class Hub:
         self._telemetry_task = self.loop.call_later(1.0 / TELEMETRY_RATE, self._telemetry_tick)
 
     # ----- the iopub budget ------------------------------------------------------
+
+    def _refill_client(self, client: Client, now: float) -> None:
+        elapsed = now - client.delta_tokens_at if client.delta_tokens_at else 0.0
+        client.delta_tokens = min(DELTA_BURST, client.delta_tokens + elapsed / self.min_interval)
+        client.delta_tokens_at = now
 
     def _refill(self) -> None:
         now = time.monotonic()

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install the test dependencies and run the whole suite: lint, layering, types, tests, notebooks.
+#   bash scripts/test.sh            everything (what CI runs)
+#   bash scripts/test.sh -k hub     extra arguments go to pytest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/apt-deps.sh
+python -m pip install -q --disable-pip-version-check -e ".[test]"
+python -m vtkernel install --sys-prefix >/dev/null
+echo "== ruff"; ruff check vtkernel shells tests benchmarks
+echo "== import-linter"; lint-imports --no-cache
+echo "== mypy --strict vtkernel/engine"; mypy --strict vtkernel/engine
+echo "== pytest"
+set +e
+python -m pytest -p no:cacheprovider "$@"
+code=$?
+set -e
+if [ "$code" -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi
+exit "$code"
