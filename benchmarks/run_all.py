@@ -1,0 +1,71 @@
+"""Run every benchmark and rewrite docs/benchmarks.md with their tables.
+
+    python benchmarks/run_all.py                 # all of them (a few minutes)
+    python benchmarks/run_all.py spine timing    # some of them
+
+Each `bench_*.py` prints a markdown table of medians and ratios against a
+baseline measured in the same run. This script only collects them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DOC = HERE.parent / "docs" / "benchmarks.md"
+
+SECTIONS = {
+    "spine": ("The spine: queue, snapshots, kernel, comm hub (issue 2)", "bench_spine.py"),
+    "sessions": ("Sessions: saving without stalling the engine (issue 3)", "bench_sessions.py"),
+    "live": ("Live files: save -> engine changed (issue 4)", "bench_live.py"),
+    "timing": ("Timing: tick lateness and OSC bundles ahead of their timetag (issue 5)", "bench_timing.py"),
+    "gui": ("GUI panel latency (issue 6)", "bench_gui.py"),
+}
+
+
+def run(name: str) -> str:
+    title, script = SECTIONS[name]
+    path = HERE / script
+    if not path.exists():
+        return f"## {title}\n\n(not present)\n"
+    print(f"running {script} ...", file=sys.stderr)
+    proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, cwd=HERE.parent, timeout=1800)
+    body = proc.stdout.strip() or f"(failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode})"
+    return f"## {title}\n\nCommand: `python benchmarks/{script}`\n\n{body}\n"
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(SECTIONS)
+    parts = [run(n) for n in names]
+    head = (
+        "# Benchmarks\n\n"
+        "Made by `python benchmarks/run_all.py` (or one `python benchmarks/bench_*.py`). "
+        "Every figure is a median (or percentile) beside a baseline measured in the same run; "
+        "these machines are noisy, so read the ratios, not the absolute times.\n\n"
+        f"Last run: {datetime.date.today()}, {platform.python_implementation()} {platform.python_version()}, "
+        f"{os.cpu_count()} cores, {platform.machine()}.\n\n"
+    )
+    if names == list(SECTIONS) or not DOC.exists():
+        DOC.write_text(head + "\n".join(parts))
+    else:  # replace only the sections that were re-run
+        text = DOC.read_text()
+        for n, part in zip(names, parts, strict=True):
+            title = SECTIONS[n][0]
+            start = text.find(f"## {title}")
+            if start < 0:
+                text += "\n" + part
+                continue
+            end = text.find("\n## ", start + 1)
+            text = text[:start] + part + (text[end + 1 :] if end >= 0 else "")
+        DOC.write_text(text)
+    print(DOC.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
