@@ -277,6 +277,22 @@ class VT:
     def stats(self) -> Any:
         return self._service("stats")
 
+    def graph(self) -> Any:
+        """An SVG picture of the patch: modules, their ports, connections."""
+        return self._service("graph")
+
+    def recorded(self, name: str) -> list[Any]:
+        """What recorder `name` received: `(wall-clock time, beat, value)`, oldest first."""
+        return list(self._service("recorded", name))
+
+    def timeline(self, name: str | None = None) -> Any:
+        """An SVG timeline of recorded events (one recorder, or all)."""
+        return self._service("timeline", *(() if name is None else (name,)))
+
+    def lookahead(self, seconds: float) -> Any:
+        """How far ahead events are sent (default 50 ms; timetags keep them exact)."""
+        return self._service("lookahead", seconds)
+
     def panel(self) -> Any:
         return self._service("panel")
 

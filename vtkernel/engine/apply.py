@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import immutables
+
 from vtkernel.engine.document import Clock, Document, Module, Path, document_from_json
 from vtkernel.engine.schema import Registry
 from vtkernel.protocol import (
@@ -31,8 +33,6 @@ from vtkernel.protocol import (
     Undo,
     VTError,
 )
-
-import immutables
 
 BPM_MIN, BPM_MAX = 20.0, 999.0
 UNDO_LIMIT = 500

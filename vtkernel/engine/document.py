@@ -144,6 +144,9 @@ class Change:
     origin: str
     time: float  # time.time() when published
     summary: str = ""
+    # Paths whose *sound* waits for the next step/beat/bar (`quantize` on the command);
+    # the state changes at once. Read by the scheduler process.
+    quantize: tuple[tuple[Path, str], ...] = ()
 
 
 class _View(Mapping[str, Any]):

@@ -27,7 +27,8 @@ from vtkernel.engine.apply import EditState, LoadDocument, apply
 from vtkernel.engine.document import Change, Document, Path, Snapshot
 from vtkernel.engine.queue import CommandQueue
 from vtkernel.engine.schema import Registry, default_registry
-from vtkernel.protocol import VTError
+from vtkernel.engine.timing.quantize import quantized_paths
+from vtkernel.protocol import Batch, VTError
 
 HISTORY_LIMIT = 1000
 DRAIN_LIMIT = 4096  # commands applied per published version, at most
@@ -242,6 +243,7 @@ class Engine:
         paths: list[Path] = []
         origin = ""
         floor = 0
+        qmap: dict[Path, str | None] = {}
         for item in items:
             try:
                 new_edit, changes = apply(edit, item.command, reg, item.origin, now)
@@ -257,12 +259,23 @@ class Engine:
             if changes:
                 paths.extend(changes)
                 origin = item.origin
+                command = item.command
+                quantized = (
+                    quantized_paths(command, changes)
+                    if getattr(command, "quantize", None) or type(command) is Batch
+                    else ()
+                )
+                if quantized or qmap:  # a later unquantized change to a path cancels its quantization
+                    wanted = dict(quantized)
+                    for p in changes:
+                        qmap[p] = wanted.get(p)
             results.append((item, None))
         self._edit = edit
         old = self._snapshot
         if paths or floor > old.version:
             version = max(old.version + 1, floor)
-            snap = Snapshot(version, edit.doc, Change(version, _dedupe(paths), origin, now))
+            quantize = tuple((p, q) for p, q in qmap.items() if q)
+            snap = Snapshot(version, edit.doc, Change(version, _dedupe(paths), origin, now, quantize=quantize))
             self._history.append(snap)
             self._snapshot = snap  # the publish: one reference swap
             for hook in self.on_publish_hooks:

@@ -31,17 +31,24 @@ MAX_STEPS = 1024
 
 
 def euclid(hits: int, steps: int, rotation: int = 0) -> tuple[bool, ...]:
-    """Bjorklund's even distribution of `hits` onsets over `steps` (as in Toussaint's paper).
+    """Bjorklund's even distribution of `hits` onsets over `steps`, rotated left by `rotation`.
 
-    Uses the equivalent closed form: step i is an onset when
-    floor(i * hits / steps) changes, which spreads the onsets maximally evenly
-    and starts on an onset.
+    The same algorithm as Toussaint's paper and Tidal/Strudel, so `(3,8)` is
+    `x..x..x.` and `(5,8)` is `x.xx.xx.`: it starts on an onset and spreads
+    the onsets as evenly as possible.
     """
     if steps <= 0:
         raise ValueError("a Euclidean rhythm needs at least one step")
     if not 0 <= hits <= steps:
         raise ValueError(f"a Euclidean rhythm needs 0 <= hits <= steps, got ({hits},{steps})")
-    pattern = tuple((i * hits) % steps < hits for i in range(steps))
+    if hits == 0:
+        return (False,) * steps
+    front: list[list[bool]] = [[True] for _ in range(hits)]
+    back: list[list[bool]] = [[False] for _ in range(steps - hits)]
+    while len(back) > 1:
+        m = min(len(front), len(back))
+        front, back = [front[i] + back[i] for i in range(m)], (front[m:] if len(front) > m else back[m:])
+    pattern = tuple(x for group in front + back for x in group)
     r = rotation % steps
     return pattern[r:] + pattern[:r]
 

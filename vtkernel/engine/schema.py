@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
+from vtkernel.engine.patterns import euclid, events_between, lfo_value
 from vtkernel.protocol import NAME_RE, VTError
 
 ENTRY_POINT_GROUP = "vtkernel.modules"
@@ -138,13 +140,67 @@ def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+Params = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One timestamped event, as a sink sees it (in the scheduler process).
+
+    `time` is the scheduled `time.monotonic()` of the scheduler, `wall` the
+    same instant as `time.time()`, and `timetag` the same instant as a 64-bit
+    NTP/OSC timetag (computed with integer arithmetic, so it lies exactly on
+    the beat grid). `seconds_per_beat` is the tempo at that instant.
+    """
+
+    beat: float
+    time: float
+    wall: float
+    timetag: int
+    value: Any
+    source: str
+    seconds_per_beat: float
+
+
+class Outputs(Protocol):
+    """What a sink may do with an event: the scheduler's I/O services.
+
+    Every method returns at once; none of them may block the clock. Problems
+    are reported once per `(module, key)` and never raise.
+    """
+
+    def send_osc(self, module: str, host: str, port: int, address: str, timetag: int, args: Sequence[Any]) -> None: ...
+
+    def send_midi(self, module: str, port: str, at: float, message: Sequence[int]) -> None: ...
+
+    def record(self, module: str, event: Event) -> None: ...
+
+    def report(self, module: str, key: str, message: str) -> None: ...
+
+
 class ModuleType:
     """Base class of module types. Subclasses declare `type_name` and `params`.
 
     Every param is also an input port of the same name (modulation); `inputs`
     lists extra inputs (for example `in` of an output module); `outputs` lists
-    output ports. The runtime behaviour (`control`, `events`, `sink`) is used
-    by the scheduler; see `vtkernel.engine.runtime`.
+    output ports.
+
+    Runtime behaviour (run by the scheduler process, see
+    `vtkernel.engine.timing`). A type overrides the methods for its role:
+
+    - `pattern(p, start, end)`: an event source. Returns the onsets
+      `(beat, value)` with `start <= beat < end`. It must be a pure function
+      of the params and the beat: that is what keeps the phase when a pattern
+      is replaced, and what lets the scheduler render any window.
+    - `signal(p, beat, seconds)`: a control source (its outputs are control
+      signals, sampled where they are used). `seconds` is transport time.
+    - `process(p, beat, value)`: an event transform on the `in` input;
+      returns the new value, a list of values, or None to drop the event.
+    - `emit(p, event, out)`: a sink; sends the event through `out`.
+
+    `p` holds the module's params with modulation applied. Instances are made
+    by the scheduler with no arguments and `name` set; they are recreated when
+    the class is redefined (hot swap), so keep state in params, not in `self`.
     """
 
     type_name: ClassVar[str] = ""
@@ -152,6 +208,8 @@ class ModuleType:
     params: ClassVar[dict[str, ParamSpec]] = {}
     inputs: ClassVar[tuple[str, ...]] = ()
     outputs: ClassVar[tuple[str, ...]] = ()
+
+    name: str = ""
 
     @classmethod
     def input_ports(cls) -> tuple[str, ...]:
@@ -164,7 +222,34 @@ class ModuleType:
             "params": {name: spec.to_json() for name, spec in cls.params.items()},
             "inputs": list(cls.input_ports()),
             "outputs": list(cls.outputs),
+            "role": cls.role(),
         }
+
+    @classmethod
+    def role(cls) -> str:
+        """`pattern`, `signal`, `process`, `sink` or `passive` (no runtime behaviour)."""
+        for method in ("pattern", "signal", "process", "emit"):
+            if getattr(cls, method) is not getattr(ModuleType, method):
+                return "sink" if method == "emit" else method
+        return "passive"
+
+    @classmethod
+    def steps_per_beat(cls, p: Params) -> int:
+        """Steps per beat: `@step` quantizes an edit of this module to its next step."""
+        division = p.get("division")
+        return division if isinstance(division, int) and division > 0 else 4
+
+    def pattern(self, p: Params, start: float, end: float) -> Iterable[tuple[float, Any]]:
+        raise NotImplementedError
+
+    def signal(self, p: Params, beat: float, seconds: float) -> float:
+        raise NotImplementedError
+
+    def process(self, p: Params, beat: float, value: Any) -> Any:
+        raise NotImplementedError
+
+    def emit(self, p: Params, event: Event, out: Outputs) -> None:
+        raise NotImplementedError
 
 
 class LFO(ModuleType):
@@ -177,6 +262,9 @@ class LFO(ModuleType):
     }
     outputs = ("out",)
 
+    def signal(self, p: Params, beat: float, seconds: float) -> float:
+        return lfo_value(p["shape"], p["rate"], p["depth"], seconds)
+
 
 class Seq(ModuleType):
     type_name = "seq"
@@ -186,6 +274,37 @@ class Seq(ModuleType):
         "division": ParamSpec("int", 4, "steps per beat", min=1, max=64),
     }
     outputs = ("out",)
+
+    def pattern(self, p: Params, start: float, end: float) -> Iterable[tuple[float, Any]]:
+        return events_between(tuple(p["steps"]), p["division"], start, end)
+
+
+class Euclid(ModuleType):
+    type_name = "euclid"
+    doc = "Euclidean rhythm: `hits` onsets spread evenly over `length` steps, each sending `value`."
+    params = {
+        "hits": ParamSpec("int", 3, "onsets per cycle", min=0, max=64),
+        "length": ParamSpec("int", 8, "steps per cycle", min=1, max=64),
+        "rotate": ParamSpec("int", 0, "rotation to the left, in steps", min=-64, max=64),
+        "value": ParamSpec("float", 60.0, "the value each onset sends"),
+        "division": ParamSpec("int", 4, "steps per beat", min=1, max=64),
+    }
+    outputs = ("out",)
+
+    def pattern(self, p: Params, start: float, end: float) -> Iterable[tuple[float, Any]]:
+        hits = min(p["hits"], p["length"])
+        steps = tuple(p["value"] if hit else None for hit in euclid(hits, p["length"], p["rotate"]))
+        return events_between(steps, p["division"], start, end)
+
+
+class Const(ModuleType):
+    type_name = "const"
+    doc = "A constant control signal (an offset for modulation, or a value to send)."
+    params = {"value": ParamSpec("float", 0.0, "the signal's value")}
+    outputs = ("out",)
+
+    def signal(self, p: Params, beat: float, seconds: float) -> float:
+        return float(p["value"])
 
 
 class OscOut(ModuleType):
@@ -198,6 +317,33 @@ class OscOut(ModuleType):
     }
     inputs = ("in",)
 
+    def emit(self, p: Params, event: Event, out: Outputs) -> None:
+        out.send_osc(self.name, p["host"], p["port"], p["address"], event.timetag, (event.value,))
+
+
+class MidiOut(ModuleType):
+    type_name = "midi_out"
+    doc = "Plays each event reaching `in` as a MIDI note (value = note number), at its exact time."
+    params = {
+        "port": ParamSpec("string", "", "MIDI output port name (empty: the backend's default)"),
+        "channel": ParamSpec("int", 1, "MIDI channel", min=1, max=16),
+        "velocity": ParamSpec("int", 100, "note velocity", min=0, max=127),
+        "length": ParamSpec("float", 0.25, "note length in beats", min=0.0, min_exclusive=True, max=64.0),
+    }
+    inputs = ("in",)
+
+    def emit(self, p: Params, event: Event, out: Outputs) -> None:
+        try:
+            note = round(float(event.value))
+        except (TypeError, ValueError):
+            out.report(self.name, "value", f"{self.name}: MIDI needs numeric note values, got {event.value!r}")
+            return
+        note = min(127, max(0, note))
+        channel = p["channel"] - 1
+        out.send_midi(self.name, p["port"], event.time, (0x90 | channel, note, p["velocity"]))
+        off = event.time + p["length"] * event.seconds_per_beat
+        out.send_midi(self.name, p["port"], off, (0x80 | channel, note, 0))
+
 
 class Recorder(ModuleType):
     type_name = "recorder"
@@ -205,8 +351,11 @@ class Recorder(ModuleType):
     params = {"size": ParamSpec("int", 1000, "events kept", min=1, max=100_000)}
     inputs = ("in",)
 
+    def emit(self, p: Params, event: Event, out: Outputs) -> None:
+        out.record(self.name, event)
 
-BUILTIN_TYPES: tuple[type[ModuleType], ...] = (LFO, Seq, OscOut, Recorder)
+
+BUILTIN_TYPES: tuple[type[ModuleType], ...] = (LFO, Seq, Euclid, Const, OscOut, MidiOut, Recorder)
 
 
 @dataclass
@@ -220,6 +369,10 @@ class Registry:
 
     _types: dict[str, type[ModuleType]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Called with each class before it is registered (on the registering
+    # thread); one that raises refuses the class (e.g. the scheduler cannot
+    # receive it). Copy-on-write, like `_types`.
+    _listeners: tuple[Callable[[type[ModuleType]], None], ...] = ()
 
     def register(self, cls: type[ModuleType]) -> type[ModuleType]:
         if not isinstance(cls, type) or not issubclass(cls, ModuleType):
@@ -230,11 +383,28 @@ class Registry:
             if not NAME_RE.match(pname):
                 raise ValueError(f"param name {pname!r} of {cls.type_name} is not a valid name")
             spec.validate(cls.type_name, pname, spec.default)
+        for listener in self._listeners:
+            listener(cls)
         with self._lock:
             types = dict(self._types)
             types[cls.type_name] = cls
             self._types = types
         return cls
+
+    def subscribe(self, listener: Callable[[type[ModuleType]], None]) -> Callable[[], None]:
+        """Call `listener(cls)` before each registration; return a function that unsubscribes."""
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._listeners = tuple(fn for fn in self._listeners if fn is not listener)
+
+        return unsubscribe
+
+    def types(self) -> dict[str, type[ModuleType]]:
+        """Every registered type by name (a copy)."""
+        return dict(self._types)
 
     def get(self, name: str) -> type[ModuleType]:
         cls = self._types.get(name)

@@ -28,6 +28,7 @@ from traitlets import Float
 from vtkernel import __version__
 from vtkernel.api import VT
 from vtkernel.engine import Engine, default_registry
+from vtkernel.engine.runtime import Runtime
 from vtkernel.engine.document import Snapshot
 from vtkernel.kernel import subshell
 from vtkernel.kernel.hub import Hub
@@ -42,6 +43,7 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
     # during a CPU-bound cell from ~52 ms to ~19 ms at no measurable cost to
     # the cell's own throughput (docs/benchmarks.md). 0 keeps Python's default.
     switch_interval = Float(0.001, help="sys.setswitchinterval for the kernel process; 0 leaves the default").tag(config=True)
+    lookahead = Float(0.05, help="seconds each event is sent ahead of its time (OSC timetags keep it exact)").tag(config=True)
 
     implementation = "vtkernel"
     implementation_version = __version__
@@ -55,6 +57,9 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
         for problem in registry.load_entry_points():
             log.warning(problem)
         self.engine = Engine(registry).start()
+        # The clock and outputs run in a child process (started in `start`): a C call
+        # that holds this process's GIL for a second must not make events late.
+        self.runtime = Runtime(self.engine, lookahead=self.lookahead, on_report=self._runtime_report)
         self.vt = VT(self.engine, origin="cell")
         self.hub: Hub | None = None
         self.hub_subshell_id: str | None = None
@@ -71,6 +76,21 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
 
         self.shell.register_magics(VTMagics(self.shell, self))
         self.services.install(self.vt)
+        self._register_pictures()
+
+    def _register_pictures(self) -> None:
+        """Snapshots display as an SVG of the patch graph (users would rather look than read)."""
+        from vtkernel.engine.pictures import patch_svg
+
+        svg = self.shell.display_formatter.formatters["image/svg+xml"]
+        svg.for_type(Snapshot, lambda snap: patch_svg(snap, self.engine.registry))
+
+    def _runtime_report(self, line: str) -> None:
+        """Reader thread of the runtime: a problem with outputs, said once."""
+        self.services.runtime_reports.append(line)
+        log.warning("vtkernel: %s", line)
+        if self._executing:
+            print(f"vt: {line}", file=sys.stderr)
 
     # ----- start-up: the hub on its own subshell ---------------------------------
 
@@ -99,6 +119,15 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
         loop.call_soon_threadsafe(make_hub)
         self.hub = ready.result(10)
         self.comm_manager.register_target(COMM_TARGET, self._open_client)
+        # Off the start-up path: spawning the scheduler takes ~0.3 s; it catches up with
+        # everything published meanwhile when it starts (a full reset, then deltas).
+        threading.Thread(target=self._start_runtime, name="vt-runtime-start", daemon=True).start()
+
+    def _start_runtime(self) -> None:
+        try:
+            self.runtime.start()
+        except Exception as exc:
+            self._runtime_report(f"the scheduler did not start: {exc}")
 
     async def shell_channel_thread_main(self, msg: Any) -> None:
         # Runs on the shell-channel thread: send our comm_open to the hub's subshell
@@ -210,6 +239,7 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
 
     def do_shutdown(self, restart: bool) -> dict[str, Any]:
         self.services.close()
+        self.runtime.stop()
         if self.hub is not None and self._hub_loop is not None:
             self._hub_loop.call_soon_threadsafe(self.hub.close)
         self.engine.stop()
@@ -251,6 +281,7 @@ class KernelServices:
         self.kernel = kernel
         self.engine = kernel.engine
         self.live_log: deque[tuple[str, bool]] = deque(maxlen=200)
+        self.runtime_reports: deque[str] = deque(maxlen=200)
         self._live_outputs: dict[str, Any] = {}  # watched path -> the Output area of the cell that started it
         self.live = LiveFiles(
             self.engine,
@@ -263,6 +294,11 @@ class KernelServices:
             "stats": self.stats_text,
             "watch": self.watch,
             "unwatch": self.unwatch,
+            "recorded": lambda name: kernel.runtime.recorded(name),
+            "timeline": self.timeline,
+            "graph": self.graph,
+            "reports": lambda: list(self.runtime_reports),
+            "lookahead": self.set_lookahead,
         }
 
     def install(self, vt: VT) -> None:
@@ -359,6 +395,7 @@ class KernelServices:
         if hub is not None:
             out["hub"] = dict(hub.stats, clients=len(hub.clients))
         out["live"] = self.live.stats()
+        out["clock"] = self.kernel.runtime.stats()
         return out
 
     def stats_text(self) -> str:
@@ -368,7 +405,36 @@ class KernelServices:
         return "\n".join(lines)
 
     def telemetry(self) -> dict[str, Any] | None:
-        return None
+        runtime = self.kernel.runtime
+        if not runtime.alive:
+            return None
+        return runtime.telemetry()
+
+    # ----- pictures and timing ---------------------------------------------------------
+
+    def graph(self) -> Any:
+        from IPython.display import SVG
+
+        from vtkernel.engine.pictures import patch_svg
+
+        return SVG(patch_svg(self.engine.snapshot, self.engine.registry))
+
+    def timeline(self, name: str | None = None) -> Any:
+        """An SVG timeline of what the recorder `name` (default: every recorder) received."""
+        from IPython.display import SVG
+
+        from vtkernel.engine.pictures import timeline_svg
+
+        doc = self.engine.snapshot.doc
+        names = [name] if name else [n for n, m in sorted(doc.modules.items()) if m.type == "recorder"]
+        if not names:
+            raise VTError("unknown_module", "no recorder module: add one, e.g. vt.module('rec', 'recorder'), and connect to rec.in")
+        events = {n: self.kernel.runtime.recorded(n) for n in names}
+        return SVG(timeline_svg(events))
+
+    def set_lookahead(self, seconds: float) -> str:
+        self.kernel.runtime.set_lookahead(float(seconds))
+        return f"lookahead {float(seconds) * 1000:.0f} ms"
 
     def action_from_hub(self, action: ShellAction) -> Any:
         """Carry out a non-engine verb sent as comm `text`; may return a Future."""
