@@ -261,6 +261,10 @@ class VT:
     def load(self, path: str) -> Any:
         return self._service("load", str(path))
 
+    def session(self) -> str:
+        """One line: the open session file, its saved version and autosave state."""
+        return str(self._service("session"))
+
     def watch(self, path: str) -> Any:
         return self._service("watch", str(path))
 

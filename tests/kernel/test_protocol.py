@@ -65,8 +65,12 @@ def test_two_clients_converge_from_snapshot_and_deltas(kernel: Kernel) -> None:
     a = kernel.client(shell="a")
     kernel.ok("vt.module('l', 'lfo'); vt.module('m', 'lfo')")
     b = kernel.client(shell="b")
+    sent = []
     for i in range(50):
-        (a if i % 2 else b).command({"op": "set_param", "module": "l", "param": "rate", "value": 1 + i})
+        c = a if i % 2 else b
+        sent.append((c, c.command({"op": "set_param", "module": "l", "param": "rate", "value": 1 + i})))
+    for c, msg_id in sent:
+        assert c.reply(msg_id)["type"] == "ack"
     kernel.ok("vt.connect('l.out', 'm.depth'); vt.set('m.shape', 'square')")
     final = json.loads(kernel.ok("%vt state"))
     for c in (a, b):

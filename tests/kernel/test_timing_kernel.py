@@ -49,7 +49,7 @@ def test_bundles_land_on_the_exact_beat_grid_ahead_of_their_timetags(kernel: Ker
     "busy",
     [
         "import time\nt = time.time()\nwhile time.time() - t < 3:\n    sum(range(300))",
-        "x = sum(range(6 * 10**7))",  # one C call holding the GIL for about a second
+        "x = sum(range(10**8))",  # one C call holding the GIL for a second or more
     ],
     ids=["python-loop", "gil-holding-c-call"],
 )
@@ -59,7 +59,7 @@ def test_a_busy_cell_does_not_make_events_late(kernel: Kernel, receiver: OscRece
     receiver.clear()
     kernel.ok(busy, timeout=120)
     got = list(receiver.received)
-    assert len(got) >= 10
+    assert len(got) >= 6  # 16 events per second at 240 bpm
     ahead = [r.ahead for r in got]
     assert sum(a > 0 for a in ahead) / len(ahead) >= 0.95
 

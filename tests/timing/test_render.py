@@ -305,3 +305,20 @@ def test_an_edit_inside_a_module_whose_arrival_is_quantized_lands_with_it():
     run_from(r, 0.3, 2.5)
     from_t = [(b, v) for b, v in beats(out) if v != 1]
     assert from_t and from_t[0][0] == 4.0 and {v for _, v in from_t} == {7}
+
+
+def test_removing_a_module_while_it_plays_removes_it_and_keeps_the_rest_playing():
+    # Regression: the removal sentinel was deep-copied into the live patch, and the next
+    # telemetry frame crashed the scheduler process.
+    document = doc(
+        {"s": ("seq", {"steps": [1, 2], "division": 4}), "r": ("recorder", {}), "h": ("euclid", {})},
+        [*SEQ_TO_REC, ("h.out", "r.in")],
+    )
+    r, out = renderer(document)
+    run(r, 0.3)
+    r.apply([({"op": "remove", "path": "/modules/h"}, None), ({"op": "replace", "path": "/connections", "value": [{"src": "s.out", "dst": "r.in"}]}, None)], 2, now=0.31)
+    assert "h" not in r.live["modules"]
+    r.values(0.32)  # telemetry reads every live module
+    before = len(beats(out))
+    run(r, 0.6)
+    assert len(beats(out)) > before

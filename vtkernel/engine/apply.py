@@ -56,6 +56,8 @@ class LoadDocument:
     undoable: bool = True
     version_floor: int = 0
     keep_transport: bool = True
+    # `open` of another session: undo must not bring back the previous session's document.
+    clear_history: bool = False
     op: str = "load_document"
 
 
@@ -286,6 +288,8 @@ def apply(state: EditState, cmd: Any, reg: Registry, origin: str = "api", now: f
     if not changes:
         return state, changes
     kind = type(cmd)
+    if kind is LoadDocument and cmd.clear_history:
+        return EditState(doc, None, None), changes
     if (
         kind is Play
         or kind is Stop
@@ -340,7 +344,10 @@ def validate_document(data: Any, reg: Registry) -> Document:
     doc = Document()
     try:
         if "bpm" in clock:
-            doc, _ = set_bpm(doc, SetBpm(bpm=clock["bpm"]))
+            bpm = clock["bpm"]
+            if isinstance(bpm, bool) or not isinstance(bpm, (int, float)):
+                raise VTError("invalid_value", f"clock.bpm must be a number, got {bpm!r}"[:120])
+            doc, _ = set_bpm(doc, SetBpm(bpm=bpm))
         playing = clock.get("playing", False)
         meter = clock.get("meter", 4)
         if not isinstance(playing, bool):
@@ -359,7 +366,10 @@ def validate_document(data: Any, reg: Registry) -> Document:
             params = m.get("params", {})
             if not isinstance(params, Mapping):
                 raise VTError("invalid_value", f"modules.{name}.params must be an object")
-            doc, _ = add_module(doc, AddModule.model_construct(name=name, type=m["type"], params=dict(params)), reg)
+            try:
+                doc, _ = add_module(doc, AddModule.model_construct(name=name, type=m["type"], params=dict(params)), reg)
+            except VTError as exc:
+                raise VTError(exc.code, f"modules.{name}: {exc.message}") from None
         conns = data.get("connections", [])
         if not isinstance(conns, list):
             raise VTError("invalid_value", "connections must be a list")

@@ -281,7 +281,9 @@ class KernelServices:
         self.kernel = kernel
         self.engine = kernel.engine
         self.live_log: deque[tuple[str, bool]] = deque(maxlen=200)
+        self.live_reports = 0
         self.runtime_reports: deque[str] = deque(maxlen=200)
+        self.session_reports: deque[str] = deque(maxlen=200)
         self._live_outputs: dict[str, Any] = {}  # watched path -> the Output area of the cell that started it
         self.live = LiveFiles(
             self.engine,
@@ -300,6 +302,18 @@ class KernelServices:
             "reports": lambda: list(self.runtime_reports),
             "lookahead": self.set_lookahead,
         }
+        from vtkernel.session import SessionManager
+
+        # Resumes VTKERNEL_SESSION / VTKERNEL_SESSION_DIR if set ("default resume mode").
+        self.sessions = SessionManager.from_env(self.engine, report=self._session_report)
+        self.fns.update(
+            {
+                "open": self.sessions.open,
+                "save": self.sessions.save,
+                "load": self.sessions.load,
+                "session": lambda: str(self.sessions.status()),
+            }
+        )
 
     def install(self, vt: VT) -> None:
         for verb, fn in self.fns.items():
@@ -323,6 +337,7 @@ class KernelServices:
     def _live_report(self, text: str, is_error: bool, path: str) -> None:
         """Main thread. In a cell: print there. Between cells: append to the watch cell's output."""
         self.live_log.append((text, is_error))
+        self.live_reports += 1
         if self.kernel._executing:
             print(text, file=sys.stderr if is_error else sys.stdout)
             return
@@ -332,16 +347,25 @@ class KernelServices:
         else:
             log.warning("vtkernel live: %s", text)
 
+    def _session_report(self, line: str) -> None:
+        """Any thread (the saver's too): a session event worth telling the user, in one line."""
+        self.session_reports.append(line)
+        log.warning("vtkernel: %s", line)
+        if self.kernel._executing:
+            print(f"vt: {line}", file=sys.stderr)
+
     def sync(self, timeout: float = 2.0) -> str:
         """From a cell: wait (up to `timeout`) for pending file saves and apply them now.
 
         Watched files normally apply between cells; a cell that edits a file
         itself (a notebook, a test) calls `vt.sync()` to see the result.
         """
+        before = self.live_reports
         ran = self.kernel.run_main_jobs_now(timeout)
         if not ran:
             return "no pending file changes"
-        return "\n".join(text for text, _ in list(self.live_log)[-ran:])
+        applied = self.live_reports - before
+        return f"applied {applied} pending save{'s' if applied != 1 else ''}" if applied else "no pending file changes"
 
     # ----- the code shell ------------------------------------------------------------
 
@@ -457,7 +481,9 @@ class KernelServices:
         return fut
 
     def close(self) -> None:
+        """Shutdown: stop watching, then flush the session's last version and release its lock."""
         self.live.close()
+        self.sessions.close(5.0)
 
 
 class _LiveOutput:

@@ -22,8 +22,8 @@ thread after start; `reroute_comm_open` runs on the shell-channel thread.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import concurrent.futures
+import hmac
 import threading
 from typing import Any
 

@@ -79,7 +79,15 @@ def _put(doc: JSONDoc, segs: Segs, value: Any) -> None:
 
 
 class _Missing:
+    """The sentinel for "no value here". It survives `copy.deepcopy` (identity checks rely on it)."""
+
     __slots__ = ()
+
+    def __copy__(self) -> _Missing:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Missing:
+        return self
 
 
 _MISSING: Any = _Missing()
