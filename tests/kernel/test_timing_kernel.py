@@ -19,6 +19,8 @@ def receiver() -> Iterator[OscReceiver]:
 
 
 def play_pattern(kernel: Kernel, port: int, bpm: int = 240) -> None:
+    # The scheduler process starts in the background after the kernel is ready.
+    kernel.ok("import time\nk = get_ipython().kernel\nwhile not k.runtime.alive:\n    time.sleep(0.01)")
     kernel.ok(
         f"vt.bpm({bpm})\n"
         "vt.module('s', 'seq', steps=[60, 62, None, 64], division=4)\n"
@@ -36,8 +38,8 @@ def grid_errors(received: list, step_seconds: float) -> list[float]:
 
 def test_bundles_land_on_the_exact_beat_grid_ahead_of_their_timetags(kernel: Kernel, receiver: OscReceiver) -> None:
     play_pattern(kernel, receiver.port)
-    got = receiver.wait_for(40, timeout=10)
-    assert len(got) >= 40
+    got = receiver.wait_for(60, timeout=15)
+    assert len(got) >= 60
     assert all(r.address == "/note" and r.timetag is not None for r in got)
     step = 60 / 240 / 4
     assert max(grid_errors(got, step)) < 1e-6
