@@ -21,6 +21,7 @@ VALUE is a JSON literal; a bare word is taken as a string.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -89,8 +90,18 @@ def _split_ref(ref: str, usage: str) -> tuple[str, str]:
     return module, param
 
 
+_SET_RE = re.compile(r"^\s*set\s+(\S+)\s+(.+?)\s*$", re.IGNORECASE | re.DOTALL)
+_QUANT_RE = re.compile(r"^(.*?)\s+@(\w+)$", re.DOTALL)
+
+
 def parse_line(line: str) -> BaseModel | ShellAction | None:
     """Parse one line; None for a blank or comment line."""
+    if line.strip().startswith("#"):
+        return None
+    m = _SET_RE.match(line)
+    if m is not None:
+        # VALUE is the rest of the line, so JSON with spaces needs no quoting: set s.steps [60, null, 62]
+        return _parse_set(m.group(1), m.group(2))
     words = _split(line.strip())
     if not words:
         return None
@@ -120,9 +131,6 @@ def parse_line(line: str) -> BaseModel | ShellAction | None:
             data["params"] = params
     elif verb == "rm":
         data = {"op": "remove_module", "name": args[0]}
-    elif verb == "set":
-        module, param = _split_ref(args[0], usage)
-        data = {"op": "set_param", "module": module, "param": param, "value": parse_value(args[1])}
     elif verb in ("connect", "disconnect"):
         data = {"op": verb, "src": args[0], "dst": args[1]}
     elif verb == "bpm":
@@ -132,6 +140,21 @@ def parse_line(line: str) -> BaseModel | ShellAction | None:
     if quantize is not None:
         if verb in ("undo", "redo"):
             raise VTError("invalid_command", f"{verb} cannot be quantized")
+        data["quantize"] = quantize
+    return parse_command(data)
+
+
+def _parse_set(ref: str, rest: str) -> BaseModel:
+    usage = USAGE["set"][0]
+    quantize = None
+    q = _QUANT_RE.match(rest)
+    if q is not None:
+        rest, quantize = q.group(1), q.group(2)
+        if quantize not in QUANTIZE:
+            raise VTError("invalid_command", f"unknown quantization @{quantize}; use @now, @step, @beat or @bar")
+    module, param = _split_ref(ref, usage)
+    data: dict[str, Any] = {"op": "set_param", "module": module, "param": param, "value": parse_value(rest)}
+    if quantize is not None:
         data["quantize"] = quantize
     return parse_command(data)
 

@@ -1,0 +1,68 @@
+"""The command language: one parser for %vt, the terminal and comm `text` (SPEC §4)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vtkernel.language import ShellAction, help_text, parse_line
+from vtkernel.protocol import AddModule, Batch, Connect, SetBpm, SetParam, VTError
+
+
+def test_values_are_json_literals_and_bare_words_are_strings() -> None:
+    assert parse_line("set lfo1.rate 3") == SetParam(module="lfo1", param="rate", value=3)
+    assert parse_line("set lfo1.shape saw") == SetParam(module="lfo1", param="shape", value="saw")
+    assert parse_line('set s.steps [60, null, 62]') == SetParam(module="s", param="steps", value=[60, None, 62])
+    assert parse_line('set s.steps "60 ~ 62"') == SetParam(module="s", param="steps", value="60 ~ 62")
+
+
+def test_add_takes_param_assignments() -> None:
+    cmd = parse_line("add s seq steps=[1,null] division=2")
+    assert cmd == AddModule(name="s", type="seq", params={"steps": [1, None], "division": 2})
+
+
+def test_other_verbs() -> None:
+    assert parse_line("connect a.out b.rate") == Connect(src="a.out", dst="b.rate")
+    assert parse_line("bpm 140") == SetBpm(bpm=140)
+    assert parse_line("state") == ShellAction("state")
+    assert parse_line("save") == ShellAction("save")
+    assert parse_line("open /tmp/x.vtsession") == ShellAction("open", ("/tmp/x.vtsession",))
+    assert parse_line("# a comment") is None
+    assert parse_line("   ") is None
+
+
+def test_quantization_suffix() -> None:
+    assert parse_line("set a.rate 2 @bar") == SetParam(module="a", param="rate", value=2, quantize="bar")
+    with pytest.raises(VTError, match="@bar"):
+        parse_line("set a.rate 2 @week")
+    with pytest.raises(VTError):
+        parse_line("undo @bar")
+
+
+@pytest.mark.parametrize(
+    "line", ["frobnicate", "set a.rate", "set arate 3", "add onlyname", "add a lfo rate", "connect a.out", "rm", "bpm", "set a.b.c 1", "get", 'add a "unterminated']
+)
+def test_bad_lines_are_one_line_invalid_command(line: str) -> None:
+    with pytest.raises(VTError) as info:
+        parse_line(line)
+    assert info.value.code == "invalid_command"
+    assert "\n" not in info.value.message
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=80))
+def test_the_parser_never_raises_anything_but_vterror(line: str) -> None:
+    try:
+        result = parse_line(line)
+    except VTError as exc:
+        assert exc.code == "invalid_command" and "\n" not in exc.message
+    else:
+        assert result is None or isinstance(result, ShellAction) or hasattr(result, "op")
+
+
+def test_help_lists_every_verb_from_one_table() -> None:
+    text = help_text()
+    for verb in ("add", "rm", "set", "get", "connect", "disconnect", "bpm", "play", "stop", "undo", "redo", "state", "open", "save", "load", "watch", "unwatch"):
+        assert verb in text
+    assert Batch  # batches come from %%vt, not from one line
