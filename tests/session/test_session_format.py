@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import pickle
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +84,11 @@ def test_the_incremental_encoder_writes_the_same_bytes_as_a_fresh_one() -> None:
     lfo = doc.modules["lfo4"]
     steps = [
         doc,  # first encode: everything new
-        replace(doc, modules=doc.modules.set("lfo7", lfo)),  # same names, one module changed
-        replace(doc, modules=doc.modules.set("lfo7", lfo)),  # nothing changed
-        replace(doc, modules=doc.modules.delete("lfo3").set("zz", lfo)),  # one removed, one added
-        replace(doc, modules=doc.modules.delete("lfo3")),  # one removed
-        replace(doc, modules=immutables.Map()),  # all gone
+        doc._replace(modules=doc.modules.set("lfo7", lfo)),  # same names, one module changed
+        doc._replace(modules=doc.modules.set("lfo7", lfo)),  # nothing changed
+        doc._replace(modules=doc.modules.delete("lfo3").set("zz", lfo)),  # one removed, one added
+        doc._replace(modules=doc.modules.delete("lfo3")),  # one removed
+        doc._replace(modules=immutables.Map()),  # all gone
         doc,
     ]
     for version, step in enumerate(steps):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import immutables
 
@@ -67,8 +67,7 @@ class LoadDocument:
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class UndoEntry:
+class UndoEntry(NamedTuple):
     before: Document
     paths: tuple[Path, ...]
     origin: str
@@ -76,8 +75,7 @@ class UndoEntry:
     merge_key: tuple[str, str, str] | None = None  # (origin, module, param) of a set_param
 
 
-@dataclass(frozen=True, slots=True)
-class Stack:
+class Stack(NamedTuple):
     top: UndoEntry
     rest: Stack | None
     depth: int
@@ -102,9 +100,12 @@ def _trim(stack: Stack | None, keep: int) -> Stack | None:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class EditState:
-    """The engine's whole mutable-by-replacement world: the document and its undo/redo stacks."""
+class EditState(NamedTuple):
+    """The engine's whole mutable-by-replacement world: the document and its undo/redo stacks.
+
+    NamedTuples here (and for `Document`, `UndoEntry`, `Stack`): immutable like
+    frozen dataclasses, and several times cheaper to build on every command.
+    """
 
     doc: Document
     undo: Stack | None = None
@@ -354,7 +355,7 @@ def validate_document(data: Any, reg: Registry) -> Document:
             raise VTError("invalid_value", "clock.playing must be true or false")
         if isinstance(meter, bool) or not isinstance(meter, int) or not 1 <= meter <= 64:
             raise VTError("invalid_value", "clock.meter must be an integer from 1 to 64")
-        doc = replace(doc, clock=Clock(doc.clock.bpm, playing, meter))
+        doc = Document(Clock(doc.clock.bpm, playing, meter), doc.modules, doc.connections)
         modules = data.get("modules", {})
         if not isinstance(modules, Mapping):
             raise VTError("invalid_value", "modules must be an object")

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
 
 import immutables
 
@@ -36,8 +36,9 @@ class Clock:
         return {"bpm": self.bpm, "playing": self.playing, "meter": self.meter}
 
 
-@dataclass(frozen=True, slots=True)
-class Module:
+class Module(NamedTuple):
+    """One module: its type and params. A NamedTuple: immutable, and cheap to build on the hot path."""
+
     type: str
     params: immutables.Map[str, Any]
 
@@ -52,9 +53,14 @@ def _json_value(v: Any) -> Any:
 EMPTY_MAP: immutables.Map[Any, Any] = immutables.Map()
 
 
-@dataclass(frozen=True, slots=True)
-class Document:
-    clock: Clock = field(default_factory=Clock)
+class Document(NamedTuple):
+    """The versioned document: clock, modules, connections. Immutable (a NamedTuple of HAMTs).
+
+    A NamedTuple rather than a frozen dataclass: every command builds one, and
+    a tuple is built about four times faster than a frozen dataclass.
+    """
+
+    clock: Clock = Clock()
     modules: immutables.Map[str, Module] = EMPTY_MAP
     # Keys are (src, dst); the value is unused. Sorted only when written out.
     connections: immutables.Map[tuple[str, str], bool] = EMPTY_MAP

@@ -44,13 +44,9 @@ class Outcome:
     token: Any  # the submitter's own tag (e.g. a comm message id), passed back untouched
 
 
-@dataclass(slots=True)
-class _Item:
-    seq: int
-    command: Any
-    origin: str
-    reply: Mailbox | None
-    token: Any
+# A queued command: (seq, command, origin, reply mailbox or None, token). A plain tuple:
+# it is built once per command on the producer's thread, the hottest path there is.
+_Item = tuple[int, Any, str, "Mailbox | None", Any]
 
 
 class Signal:
@@ -144,7 +140,7 @@ class Engine:
         """Queue a validated command; return its sequence number. Never blocks."""
         seq = next(self._seq)
         self._last_seq = seq
-        self._queue.put(_Item(seq, command, origin, reply, token))
+        self._queue.put((seq, command, origin, reply, token))
         return seq
 
     def wait_applied(self, seq: int | None = None, timeout: float | None = None) -> bool:
@@ -239,27 +235,33 @@ class Engine:
         reg = self.registry
         edit = self._edit
         now = time.time()
-        results: list[tuple[_Item, VTError | None]] = []
+        replies: list[tuple[_Item, VTError | None]] = []  # only commands that want an outcome
+        errors = 0
         paths: list[Path] = []
         origin = ""
         floor = 0
         qmap: dict[Path, str | None] = {}
         for item in items:
+            _, command, item_origin, reply, _ = item
             try:
-                new_edit, changes = apply(edit, item.command, reg, item.origin, now)
+                edit, changes = apply(edit, command, reg, item_origin, now)
             except VTError as exc:
-                results.append((item, exc))
+                errors += 1
+                if reply is not None:
+                    replies.append((item, exc))
                 continue
             except Exception as exc:  # a bug: keep running, report it as a command error
-                results.append((item, VTError("invalid_command", f"internal error: {type(exc).__name__}: {exc}")))
+                errors += 1
+                if reply is not None:
+                    replies.append((item, VTError("invalid_command", f"internal error: {type(exc).__name__}: {exc}")))
                 continue
-            if isinstance(item.command, LoadDocument):
-                floor = max(floor, item.command.version_floor)
-            edit = new_edit
+            if reply is not None:
+                replies.append((item, None))
             if changes:
                 paths.extend(changes)
-                origin = item.origin
-                command = item.command
+                origin = item_origin
+                if type(command) is LoadDocument:
+                    floor = max(floor, command.version_floor)
                 quantized = (
                     quantized_paths(command, changes)
                     if getattr(command, "quantize", None) or type(command) is Batch
@@ -269,7 +271,8 @@ class Engine:
                     wanted = dict(quantized)
                     for p in changes:
                         qmap[p] = wanted.get(p)
-            results.append((item, None))
+            elif type(command) is LoadDocument and command.version_floor > self._snapshot.version:
+                floor = max(floor, command.version_floor)
         self._edit = edit
         old = self._snapshot
         if paths or floor > old.version:
@@ -281,17 +284,16 @@ class Engine:
             for hook in self.on_publish_hooks:
                 hook(snap)
         version = self._snapshot.version
-        for item, err in results:
-            if item.reply is not None:
-                item.reply.put(Outcome(item.seq, version, err, item.token))
-        self._applied_seq = items[-1].seq
+        for item, err in replies:
+            item[3].put(Outcome(item[0], version, err, item[4]))  # type: ignore[union-attr]
+        self._applied_seq = items[-1][0]
         if self._waiters:
             with self._done:
                 self._done.notify_all()
         if version != old.version:
             for signal in self._signals:
                 signal.set()
-        self._stats.record(len(items), time.perf_counter() - t0, sum(1 for _, e in results if e))
+        self._stats.record(len(items), time.perf_counter() - t0, errors)
 
 
 def _dedupe(paths: list[Path]) -> tuple[Path, ...]:

@@ -28,8 +28,8 @@ from traitlets import Float
 from vtkernel import __version__
 from vtkernel.api import VT
 from vtkernel.engine import Engine, default_registry
-from vtkernel.engine.runtime import Runtime
 from vtkernel.engine.document import Snapshot
+from vtkernel.engine.runtime import Runtime
 from vtkernel.kernel import subshell
 from vtkernel.kernel.hub import Hub
 from vtkernel.language import ShellAction
