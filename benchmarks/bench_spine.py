@@ -21,11 +21,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vtkernel.engine import Engine  # noqa: E402
-from vtkernel.engine.apply import EditState, apply  # noqa: E402
-from vtkernel.engine.document import Document  # noqa: E402
-from vtkernel.engine.schema import default_registry  # noqa: E402
-from vtkernel.protocol import AddModule, Batch, SetParam  # noqa: E402
+from vtkernel.engine import Engine
+from vtkernel.engine.apply import EditState, apply
+from vtkernel.engine.document import Document
+from vtkernel.engine.schema import default_registry
+from vtkernel.protocol import AddModule, Batch, SetParam
 
 Row = tuple[str, str, str, str]
 REG = default_registry()

@@ -160,8 +160,11 @@ class VT:
         if commands:
             self.command(Batch(commands=commands))
 
-    def run(self, text: str) -> str | None:
-        """Run command-language text: one line, or several as one atomic batch. Returns printed output."""
+    def run(self, text: str) -> Any:
+        """Run command-language text: one line, or several as one atomic batch.
+
+        Returns what to show: text (`get`, `state`, ...), an object to display (`panel`), or None.
+        """
         lines = [ln for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
         if len(lines) > 1:
             parsed = [parse_line(ln) for ln in lines]
@@ -182,8 +185,8 @@ class VT:
             return None
         return self.action(parsed_line)
 
-    def action(self, action: ShellAction) -> str | None:
-        """Carry out a non-engine verb (state, get, open, ...)."""
+    def action(self, action: ShellAction) -> Any:
+        """Carry out a non-engine verb (state, get, open, ...): text, an object to display, or None."""
         verb = action.verb
         if verb == "state":
             return self.snapshot().to_json_text()
@@ -201,7 +204,7 @@ class VT:
         if service is None:
             raise VTError("invalid_command", f"'{verb}' is not available in this kernel yet")
         result = service(*action.args)
-        return None if result is None else str(result)
+        return result if result is None or hasattr(result, "_repr_mimebundle_") or hasattr(result, "_ipython_display_") else str(result)
 
     def history_text(self, n: int = 20) -> str:
         import datetime

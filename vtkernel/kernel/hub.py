@@ -120,6 +120,8 @@ class Hub:
         self._signal = Signal(self._on_publish, loop.call_soon_threadsafe)
         self._mailbox = Mailbox(Signal(self._on_outcomes, loop.call_soon_threadsafe))
         self._telemetry_task: asyncio.TimerHandle | None = None
+        self._last_telemetry: dict[str, Any] | None = None
+        self._telemetry_seen: set[int] = set()  # clients that got `_last_telemetry`
         self.stats = {"sent": 0, "deltas": 0, "acks": 0, "errors": 0, "snapshots": 0}
         engine.add_signal(self._signal)
 
@@ -357,7 +359,13 @@ class Hub:
         data = self.telemetry()
         if data is not None:
             msg = {"type": "telemetry", "beat": data.get("beat", 0.0), "playing": data.get("playing", False), "values": data.get("values", {})}
+            if msg == self._last_telemetry:  # stopped and unchanged: every open panel would pay for nothing
+                subscribers = [c for c in subscribers if c.cid not in self._telemetry_seen]
+            else:
+                self._last_telemetry = msg
+                self._telemetry_seen = set()
             for client in subscribers:
+                self._telemetry_seen.add(client.cid)
                 if self._has_token():
                     self._send(client, msg)
         self._telemetry_task = self.loop.call_later(1.0 / TELEMETRY_RATE, self._telemetry_tick)

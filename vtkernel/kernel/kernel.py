@@ -32,6 +32,7 @@ from vtkernel.engine.document import Snapshot
 from vtkernel.engine.runtime import Runtime
 from vtkernel.kernel import subshell
 from vtkernel.kernel.hub import Hub
+from vtkernel.kernel.panel import make_panel
 from vtkernel.language import ShellAction
 from vtkernel.protocol import COMM_TARGET, VTError
 
@@ -273,7 +274,7 @@ class KernelServices:
     """
 
     # Verbs that touch user code or the namespace run on the main thread, in order with cells.
-    MAIN_THREAD_VERBS = {"watch", "unwatch", "panel"}
+    MAIN_THREAD_VERBS = {"watch", "unwatch"}
 
     def __init__(self, kernel: VTKernel) -> None:
         from vtkernel.live.watcher import LiveFiles
@@ -301,6 +302,7 @@ class KernelServices:
             "graph": self.graph,
             "reports": lambda: list(self.runtime_reports),
             "lookahead": self.set_lookahead,
+            "panel": lambda: make_panel(kernel),
         }
         from vtkernel.session import SessionManager
 
@@ -462,6 +464,8 @@ class KernelServices:
 
     def action_from_hub(self, action: ShellAction) -> Any:
         """Carry out a non-engine verb sent as comm `text`; may return a Future."""
+        if action.verb == "panel":
+            raise VTError("invalid_command", "the panel is a notebook widget: run vt.panel() in a cell")
         vt = VT(self.engine, origin="text")
         vt._services = self.kernel.vt._services
         if action.verb in ("state", "get", "help", "history"):

@@ -25,14 +25,22 @@ class VTMagics(Magics):  # type: ignore[misc]
         """Run one command-language line: `%vt set lfo1.rate 3`. `%vt help` lists them."""
         if not line.strip():
             raise VTError("invalid_command", "usage: %vt COMMAND (try %vt help)")
-        output = self.kernel.vt.run(line)
-        if output is not None:
-            print(output)
+        _show(self.kernel.vt.run(line))
 
     @cell_magic("vt")
     def vt_cell(self, line: str, cell: str) -> None:
         """Run each line of the cell as one atomic batch: all of it, or none of it."""
         text = "\n".join(part for part in (line, cell) if part.strip())
-        output = self.kernel.vt.run(text)
-        if output is not None:
-            print(output)
+        _show(self.kernel.vt.run(text))
+
+
+def _show(output: Any) -> None:
+    """Text is printed; an object (the panel widget) is displayed."""
+    if output is None:
+        return
+    if isinstance(output, str):
+        print(output)
+    else:
+        from IPython.display import display
+
+        display(output)

@@ -31,7 +31,10 @@ log = logging.getLogger("vtkernel")
 
 
 class PanelRelay:
-    """The hub's `Sender` for one panel widget, and the path of its front-end messages to the hub."""
+    """The hub's `Sender` for one panel widget, and the path of its front-end messages to the hub.
+
+    Owner: the hub loop's thread (`send`, `receive`, `detach`); only `__init__` runs on the main thread.
+    """
 
     def __init__(self, kernel: Any, panel: Any) -> None:
         self.kernel = kernel
@@ -107,8 +110,3 @@ def make_panel(kernel: Any) -> Any:
     panel = Panel()
     panel._vt_relay = PanelRelay(kernel, panel)  # lives as long as the widget
     return panel
-
-
-def install_panel_service(kernel: Any) -> None:
-    """Register `vt.panel()` (the `panel` service) on the kernel's `vt`."""
-    kernel.vt.register_service("panel", lambda: make_panel(kernel))

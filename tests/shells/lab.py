@@ -1,0 +1,228 @@
+"""A real JupyterLab on localhost and headless Chromium, for the panel's browser tests and benchmark.
+
+- `LabServer`: `jupyter lab` in a subprocess with its own runtime, config,
+  settings and workspace directories under a temp dir, the `vtkernel`
+  kernelspec found through `JUPYTER_PATH`, and `window.jupyterapp` exposed
+  so tests can run JupyterLab commands (run all cells, change theme).
+- `launch_chromium`: Debian's `/usr/bin/chromium` driven by Playwright
+  (`playwright install` is never used: browser downloads do not work here).
+- `panel_notebook`: writes a notebook that displays `vt.panel()`.
+
+Used by `tests/shells/test_panel_browser.py` and `benchmarks/bench_gui.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# jupyter_server never sets TCP_NODELAY on its kernel websockets, so Nagle's algorithm holds
+# small kernel->browser frames until the previous one is acked (up to ~40 ms on loopback).
+# The benchmark measures with and without this patch to show what that costs.
+NODELAY_CONFIG = """
+from jupyter_server.services.kernels.websocket import KernelWebsocketHandler
+_open = KernelWebsocketHandler.open
+async def open_with_nodelay(self, *args, **kwargs):
+    self.set_nodelay(True)
+    return await _open(self, *args, **kwargs)
+KernelWebsocketHandler.open = open_with_nodelay
+"""
+LIGHT = "JupyterLab Light"
+DARK = "JupyterLab Dark"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def browser_available() -> str | None:
+    """Why browser tests cannot run here, or None if they can."""
+    if not os.path.exists(CHROMIUM):
+        return f"{CHROMIUM} is missing (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed"
+    try:
+        import jupyterlab  # noqa: F401
+    except ImportError:
+        return "jupyterlab is not installed"
+    return None
+
+
+def panel_notebook(path: Path, setup: str, panels: int = 1) -> Path:
+    """A notebook that declares some modules, then shows `panels` panels, one per cell."""
+    import nbformat
+
+    cells = [nbformat.v4.new_code_cell(setup)]
+    cells += [nbformat.v4.new_code_cell(f"panel{i} = vt.panel()\npanel{i}") for i in range(panels)]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "vtkernel", "display_name": "vtkernel (Python 3)", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nbformat.write(nb, str(path))
+    return path
+
+
+class LabServer:
+    """`jupyter lab` on 127.0.0.1 with everything it writes under `base`. Use as a context manager."""
+
+    def __init__(self, base: Path, jupyter_path: str, theme: str = LIGHT, nodelay: bool = False) -> None:
+        self.base = base
+        self.root = base / "notebooks"
+        self.runtime = base / "runtime"
+        self.port = free_port()
+        self.token = secrets.token_hex(16)
+        self.jupyter_path = jupyter_path
+        self.theme = theme
+        self.nodelay = nodelay
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = base / "lab.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        settings = self.base / "settings"
+        for rel, data in {
+            "@jupyterlab/apputils-extension/themes.jupyterlab-settings": {"theme": self.theme},
+            "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+                "fetchNews": "false",
+                "checkForUpdates": False,
+            },
+        }.items():
+            f = settings / rel
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(json.dumps(data))
+        config = self.base / "config"
+        config.mkdir(parents=True, exist_ok=True)
+        if self.nodelay:
+            (config / "jupyter_server_config.py").write_text(NODELAY_CONFIG)
+        env = dict(os.environ)
+        env.update(
+            JUPYTER_PATH=self.jupyter_path,
+            JUPYTER_RUNTIME_DIR=str(self.runtime),
+            JUPYTER_CONFIG_DIR=str(self.base / "config"),
+            JUPYTERLAB_SETTINGS_DIR=str(settings),
+            JUPYTERLAB_WORKSPACES_DIR=str(self.base / "workspaces"),
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def __enter__(self) -> LabServer:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.runtime.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--allow-root",
+            f"--port={self.port}",
+            "--ServerApp.ip=127.0.0.1",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root}",
+            "--LabApp.expose_app_in_browser=True",
+            "--ServerApp.port_retries=0",
+            "--LabServerApp.open_browser=False",
+        ]
+        log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.root)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                self.api("/api/status")
+                return self
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("jupyter lab did not start in 60 s")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.proc is None:
+            return
+        for kernel in self.api("/api/kernels"):
+            try:
+                self.api(f"/api/kernels/{kernel['id']}", method="DELETE")
+            except OSError:
+                pass
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def api(self, path: str, method: str = "GET") -> Any:
+        req = urllib.request.Request(
+            f"{self.url}{path}", method=method, headers={"Authorization": f"token {self.token}"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            body = resp.read()
+        return json.loads(body) if body else None
+
+    def notebook_url(self, name: str) -> str:
+        return f"{self.url}/lab/tree/{name}?token={self.token}&reset"
+
+    def connection_file(self, notebook: str, timeout: float = 60) -> str:
+        """The connection file of the kernel behind `notebook`'s session."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for session in self.api("/api/sessions"):
+                if session.get("path", "").endswith(notebook) and session.get("kernel"):
+                    path = self.runtime / f"kernel-{session['kernel']['id']}.json"
+                    if path.exists():
+                        return str(path)
+            time.sleep(0.2)
+        raise RuntimeError(f"no kernel session for {notebook}")
+
+
+def launch_chromium(playwright: Any) -> Any:
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+def run_all_cells(page: Any) -> None:
+    page.wait_for_function(
+        "() => window.jupyterapp && window.jupyterapp.shell.currentWidget && "
+        "window.jupyterapp.shell.currentWidget.sessionContext && "
+        "window.jupyterapp.shell.currentWidget.sessionContext.session && "
+        "window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
+        timeout=60_000,
+    )
+    page.evaluate(
+        "async () => { const nb = window.jupyterapp.shell.currentWidget;"
+        " await nb.sessionContext.ready; await window.jupyterapp.commands.execute('notebook:run-all-cells'); }"
+    )
+
+
+def set_theme(page: Any, theme: str) -> None:
+    page.evaluate(
+        "async (t) => { await window.jupyterapp.commands.execute('apputils:change-theme', {theme: t}); }", theme
+    )
+    page.wait_for_function(
+        "(t) => document.body.dataset.jpThemeName === t && getComputedStyle(document.body)"
+        ".getPropertyValue('--jp-layout-color1').trim() !== ''",
+        arg=theme,
+        timeout=20_000,
+    )
+    page.wait_for_timeout(300)  # the theme's stylesheet swap settles over a frame or two

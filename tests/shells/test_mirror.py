@@ -1,0 +1,128 @@
+"""The shells' mirror: RFC 6902 deltas by base/version, gaps, and one-line change descriptions."""
+
+from __future__ import annotations
+
+import copy
+
+import jsonpatch
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shells.mirror import Change, Mirror, PatchError, apply_patch, describe
+from shells.terminal import touched_keys
+
+DOC = {
+    "clock": {"bpm": 120.0, "playing": False, "meter": 4},
+    "modules": {
+        "lfo1": {"type": "lfo", "params": {"rate": 2.0, "depth": 1.0, "shape": "sine"}},
+        "lfo2": {"type": "lfo", "params": {"rate": 0.5, "depth": 1.0, "shape": "saw"}},
+    },
+    "connections": [{"src": "lfo1.out", "dst": "lfo2.rate"}],
+}
+
+
+def test_apply_patch_matches_jsonpatch_and_leaves_the_input_alone() -> None:
+    ops = [
+        {"op": "replace", "path": "/modules/lfo1/params/rate", "value": 3.0},
+        {"op": "add", "path": "/modules/s~1q", "value": {"type": "seq", "params": {"steps": [1, None]}}},
+        {"op": "remove", "path": "/modules/lfo2"},
+        {"op": "add", "path": "/connections/0", "value": {"src": "a.out", "dst": "b.in"}},
+        {"op": "replace", "path": "/clock", "value": {"bpm": 90.0, "playing": True, "meter": 3}},
+        {"op": "remove", "path": "/connections/1"},
+    ]
+    before = copy.deepcopy(DOC)
+    assert apply_patch(DOC, ops) == jsonpatch.apply_patch(DOC, ops)
+    assert before == DOC
+
+
+@pytest.mark.parametrize(
+    "op",
+    [
+        {"op": "replace", "path": "/modules/nope/params/rate", "value": 1},
+        {"op": "remove", "path": "/modules/nope"},
+        {"op": "add", "path": "/connections/7", "value": 1},
+        {"op": "frob", "path": "/clock"},
+        {"op": "replace", "path": "clock", "value": 1},
+    ],
+)
+def test_a_patch_that_does_not_fit_raises(op: dict[str, object]) -> None:
+    with pytest.raises(PatchError):
+        apply_patch(DOC, [op])
+
+
+@given(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["lfo1", "lfo2"]),
+    st.sampled_from(["rate", "depth"]),
+)
+def test_replacing_a_param_changes_only_that_param(value: float, module: str, name: str) -> None:
+    out = apply_patch(DOC, [{"op": "replace", "path": f"/modules/{module}/params/{name}", "value": value}])
+    assert out["modules"][module]["params"][name] == value
+    other = "lfo2" if module == "lfo1" else "lfo1"
+    assert out["modules"][other] is DOC["modules"][other]  # shared, not copied
+
+
+def test_the_mirror_applies_deltas_in_order_and_reports_a_gap() -> None:
+    m = Mirror()
+    assert m.apply({"type": "delta", "base": 1, "version": 2, "ops": []}) is None  # no snapshot yet
+    m.load({"type": "snapshot", "version": 5, "state": DOC})
+    changes = m.apply(
+        {
+            "type": "delta",
+            "base": 5,
+            "version": 7,
+            "origin": "editor",
+            "ops": [{"op": "replace", "path": "/modules/lfo1/params/rate", "value": 3.0}],
+        }
+    )
+    assert changes == [Change("lfo1.rate", "lfo1.rate = 3.0")]
+    assert m.version == 7 and m.doc["modules"]["lfo1"]["params"]["rate"] == 3.0
+    assert m.apply({"type": "delta", "base": 8, "version": 9, "ops": []}) is None  # a gap: resync
+    bad = {"type": "delta", "base": 7, "version": 8, "ops": [{"op": "remove", "path": "/modules/zz"}]}
+    assert m.apply(bad) is None and m.version == 7
+
+
+def test_describe_says_what_changed_in_command_words() -> None:
+    after = copy.deepcopy(DOC)
+    after["modules"]["lfo3"] = {"type": "lfo", "params": {"rate": 1.0, "depth": 1.0, "shape": "sine"}}
+    del after["modules"]["lfo2"]
+    after["connections"] = [{"src": "lfo1.out", "dst": "lfo3.depth"}]
+    after["clock"] = {"bpm": 140.0, "playing": True, "meter": 4}
+    after["modules"]["lfo1"]["params"]["shape"] = "square"
+    ops = [
+        {"op": "add", "path": "/modules/lfo3", "value": after["modules"]["lfo3"]},
+        {"op": "remove", "path": "/modules/lfo2"},
+        {"op": "replace", "path": "/connections", "value": after["connections"]},
+        {"op": "replace", "path": "/clock/bpm", "value": 140.0},
+        {"op": "replace", "path": "/clock/playing", "value": True},
+        {"op": "replace", "path": "/modules/lfo1/params/shape", "value": "square"},
+    ]
+    assert [c.text for c in describe(DOC, after, ops)] == [
+        "add lfo3 lfo",
+        "rm lfo2",
+        "disconnect lfo1.out lfo2.rate",
+        "connect lfo1.out lfo3.depth",
+        "bpm = 140.0",
+        "play",
+        'lfo1.shape = "square"',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "keys"),
+    [
+        ("set lfo1.rate 3", {"lfo1.rate"}),
+        ("add lfo3 lfo rate=2", {"lfo3"}),
+        ("rm lfo3", {"lfo3"}),
+        ("connect a.out b.in", {"connection a.out b.in"}),
+        ("bpm 90", {"clock.bpm"}),
+        ("play", {"clock.playing"}),
+        ("get lfo1.rate", set()),
+        ("state", set()),
+        ("undo", None),
+        ("load x.vt", None),
+    ],
+)
+def test_the_keys_a_command_line_may_touch(line: str, keys: set[str] | None) -> None:
+    assert touched_keys(line) == keys

@@ -1,0 +1,353 @@
+"""The GUI panel in a real JupyterLab, driven by headless Chromium (SPEC §4 `vt.panel()`).
+
+One JupyterLab server and one notebook for the module: the notebook declares
+a few modules and shows two panels. A second jupyter_client, attached to the
+same kernel through its connection file, plays "the kernel side": it checks
+what the panel did and makes changes the panel must show.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, VTClient
+from tests.shells.lab import (
+    DARK,
+    LIGHT,
+    LabServer,
+    browser_available,
+    launch_chromium,
+    panel_notebook,
+    run_all_cells,
+    set_theme,
+)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(browser_available() is not None, reason=str(browser_available())),
+]
+
+ARTIFACTS = ROOT / "test-artifacts"
+SETUP = """\
+vt.module("lfo1", "lfo", rate=2.0, depth=1.0, shape="sine")
+vt.module("lfo2", "lfo", rate=0.5, shape="saw")
+vt.module("s1", "seq", steps=[60, None, 62, 64], division=4)
+vt.connect("lfo1.out", "lfo2.depth")
+"""
+
+
+@pytest.fixture(scope="module")
+def lab(jupyter_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    with LabServer(tmp_path_factory.mktemp("lab"), jupyter_path) as server:
+        panel_notebook(server.root / "panels.ipynb", SETUP, panels=2)
+        yield server
+
+
+@pytest.fixture(scope="module")
+def page(lab: LabServer) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        page = browser.new_page(viewport={"width": 1300, "height": 1100})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(lab.notebook_url("panels.ipynb"))
+        run_all_cells(page)
+        page.locator('.vt-panel[data-vt-status="live"]').nth(1).wait_for(timeout=60_000)
+        yield page
+        browser.close()
+        assert not [e for e in errors if "vt" in e.lower()], errors
+
+
+@pytest.fixture(scope="module")
+def kernel_side(lab: LabServer, page: Any) -> Iterator[VTClient]:
+    """A protocol client on the notebook's kernel, through its own jupyter_client connection."""
+    client = VTClient(SimpleNamespace(connection_file=lab.connection_file("panels.ipynb")), shell="other")
+    yield client
+    client.close()
+
+
+def panel(page: Any, n: int = 0) -> Any:
+    return page.locator(".vt-panel").nth(n)
+
+
+def param(page: Any, name: str, n: int = 0) -> Any:
+    return panel(page, n).locator(f'[data-vt-param="{name}"]')
+
+
+def value_in_kernel(client: VTClient, module: str, name: str) -> Any:
+    return (client.mirror or {}).get("modules", {}).get(module, {}).get("params", {}).get(name)
+
+
+def wait_kernel(client: VTClient, module: str, name: str, expected: Any, timeout: float = 5) -> None:
+    assert client.wait_for(lambda: value_in_kernel(client, module, name) == expected, timeout), (
+        f"{module}.{name} is {value_in_kernel(client, module, name)!r} in the kernel, expected {expected!r}"
+    )
+
+
+def wait_input(page: Any, selector: str, expected: str, timeout_ms: float = 1000, n: int = 0) -> None:
+    page.wait_for_function(
+        "([sel, n, want]) => { const el = document.querySelectorAll('.vt-panel')[n]?.querySelector(sel);"
+        " return !!el && el.value === want; }",
+        arg=[selector, n, expected],
+        timeout=timeout_ms,
+    )
+
+
+def shell_reply(client: VTClient, msg_id: str, timeout: float = 10) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = client.kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return dict(reply)
+
+
+def test_the_panel_renders_the_current_document(page: Any) -> None:
+    assert param(page, "lfo1.rate").input_value() == "2"
+    assert param(page, "lfo1.depth").input_value() == "1"
+    assert param(page, "lfo2.shape").input_value() == "saw"
+    assert param(page, "s1.steps").input_value() == "60 ~ 62 64"
+    assert param(page, "s1.division").input_value() == "4"
+    assert panel(page).locator('[data-vt-clock="bpm"]').input_value() == "120"
+    assert "lfo1.out → lfo2.depth" in " ".join(panel(page).locator(".vt-connections").inner_text().split())
+    # every param of every module has exactly one hooked input, in both panels
+    for n in (0, 1):
+        hooks = panel(page, n).locator("[data-vt-param]").evaluate_all("els => els.map(e => e.dataset.vtParam)")
+        assert sorted(hooks) == sorted(
+            [
+                "lfo1.rate",
+                "lfo1.depth",
+                "lfo1.shape",
+                "lfo2.rate",
+                "lfo2.depth",
+                "lfo2.shape",
+                "s1.steps",
+                "s1.division",
+            ]
+        )
+
+
+def test_editing_inputs_changes_the_kernel(page: Any, kernel_side: VTClient) -> None:
+    rate = param(page, "lfo1.rate")
+    rate.fill("4.5")
+    rate.press("Enter")
+    wait_kernel(kernel_side, "lfo1", "rate", 4.5)
+
+    param(page, "lfo1.shape").select_option("square")
+    wait_kernel(kernel_side, "lfo1", "shape", "square")
+
+    steps = param(page, "s1.steps")
+    steps.fill("60 ~ 67*2")
+    steps.press("Enter")
+    wait_kernel(kernel_side, "s1", "steps", [60, None, 67, 67])
+    steps.fill("[1, null, 3]")
+    steps.press("Enter")
+    wait_kernel(kernel_side, "s1", "steps", [1, None, 3])
+
+
+def test_a_rejected_value_is_explained_next_to_its_input(page: Any, kernel_side: VTClient) -> None:
+    depth = param(page, "lfo2.depth")
+    before = value_in_kernel(kernel_side, "lfo2", "depth")
+    depth.fill("7")
+    depth.press("Enter")
+    error = panel(page).locator('[data-vt-error-for="lfo2.depth"]')
+    assert depth.get_attribute("aria-describedby") == error.get_attribute("id")
+    error.wait_for(timeout=3000)
+    assert "lfo2.depth must be <= 1" in error.inner_text()
+    assert depth.get_attribute("aria-invalid") == "true"
+    assert value_in_kernel(kernel_side, "lfo2", "depth") == before
+    depth.fill("0.25")
+    depth.press("Enter")
+    wait_kernel(kernel_side, "lfo2", "depth", 0.25)
+    page.wait_for_function("() => !document.querySelector('.vt-panel [data-vt-param=\"lfo2.depth\"][aria-invalid]')")
+
+
+def test_a_kernel_side_change_appears_in_every_panel_within_one_second(page: Any, kernel_side: VTClient) -> None:
+    start = time.monotonic()
+    reply = kernel_side.call({"op": "set_param", "module": "lfo2", "param": "rate", "value": 3.25})
+    assert reply["type"] == "ack"
+    for n in (0, 1):
+        wait_input(page, '[data-vt-param="lfo2.rate"]', "3.25", timeout_ms=1000, n=n)
+    assert time.monotonic() - start < 1.0
+
+    # and a cell run from another client
+    msg_id = kernel_side.kc.execute('vt.module("lfo2", "lfo", shape="triangle")')
+    for n in (0, 1):
+        wait_input(page, '[data-vt-param="lfo2.shape"]', "triangle", timeout_ms=1000, n=n)
+    assert shell_reply(kernel_side, msg_id)["content"]["status"] == "ok"
+
+
+def test_two_panels_stay_in_sync(page: Any, kernel_side: VTClient) -> None:
+    param(page, "lfo1.rate", n=1).fill("6.5")
+    param(page, "lfo1.rate", n=1).press("Enter")
+    wait_input(page, '[data-vt-param="lfo1.rate"]', "6.5", timeout_ms=2000, n=0)
+    wait_kernel(kernel_side, "lfo1", "rate", 6.5)
+
+
+def test_the_command_line_shows_one_result_per_command(page: Any, kernel_side: VTClient) -> None:
+    cmd = panel(page).locator("[data-vt-command]")
+    results = panel(page).locator(".vt-entry-result")
+    before = results.count()
+
+    def run(line: str) -> str:
+        count = results.count()
+        cmd.fill(line)
+        cmd.press("Enter")
+        page.wait_for_function(
+            "(n) => { const r = document.querySelectorAll('.vt-panel')[0].querySelectorAll('.vt-entry-result');"
+            " return r.length > n && r[r.length - 1].dataset.vtResult !== 'pending'; }",
+            arg=count,
+            timeout=5000,
+        )
+        return str(results.last.inner_text())
+
+    assert re.fullmatch(r"ok v\d+", run("set lfo1.depth 0.5"))
+    wait_kernel(kernel_side, "lfo1", "depth", 0.5)
+    assert run("get lfo1.depth") == "0.5"
+    assert run("set lfo1.depth 7").startswith("error [invalid_value] lfo1.depth must be <= 1")
+    assert results.last.get_attribute("data-vt-result") == "error"
+    assert run("frobnicate").startswith("error [invalid_command]")
+    assert results.count() == before + 4
+    # the panel's own control follows a change made from its command line
+    wait_input(page, '[data-vt-param="lfo1.depth"]', "0.5", n=0)
+    # history: up recalls the previous commands, down comes back to an empty line
+    cmd.press("ArrowUp")
+    assert cmd.input_value() == "frobnicate"
+    cmd.press("ArrowUp")
+    assert cmd.input_value() == "set lfo1.depth 7"
+    cmd.press("ArrowDown")
+    cmd.press("ArrowDown")
+    assert cmd.input_value() == ""
+
+
+def test_the_script_view_follows_changes_and_edit_mode_keeps_user_text(page: Any, kernel_side: VTClient) -> None:
+    script = panel(page).locator("[data-vt-script]")
+    assert script.get_attribute("readonly") is not None
+    reply = kernel_side.call({"op": "add_module", "name": "lfo9", "type": "lfo", "params": {"rate": 9.5}})
+    assert reply["type"] == "ack"
+    page.wait_for_function(
+        "() => document.querySelector('.vt-panel [data-vt-script]').value.includes('\"lfo9\"')", timeout=1000
+    )
+
+    # EDIT mode: what the user types is never replaced by a change from elsewhere
+    panel(page).get_by_role("button", name="Edit").click()
+    assert script.get_attribute("readonly") is None
+    edited = script.input_value().replace("rate=9.5", "rate=8.5")
+    script.fill(edited)
+    reply = kernel_side.call({"op": "set_param", "module": "lfo1", "param": "rate", "value": 1.5})
+    wait_input(page, '[data-vt-param="lfo1.rate"]', "1.5", n=0)
+    assert script.input_value() == edited
+    assert "kernel now at" in panel(page).locator(".vt-mode").inner_text()
+
+    # Cancel returns to the live view, which shows the newest script
+    panel(page).get_by_role("button", name="Cancel").click()
+    assert script.get_attribute("readonly") is not None
+    assert "rate=1.5" in script.input_value() and "rate=9.5" in script.input_value()
+
+    # Apply runs the edited script in the kernel
+    panel(page).get_by_role("button", name="Edit").click()
+    script.fill(script.input_value().replace("rate=9.5", "rate=8.5"))
+    panel(page).get_by_role("button", name="Apply").click()
+    wait_kernel(kernel_side, "lfo9", "rate", 8.5, timeout=10)
+    page.wait_for_function("() => document.querySelector('.vt-panel').dataset.vtScriptMode === 'view'", timeout=5000)
+
+
+def test_a_dragged_slider_is_not_yanked_back_by_changes_from_elsewhere(page: Any, kernel_side: VTClient) -> None:
+    slider = panel(page).locator('[data-vt-slider="lfo2.depth"]')
+    slider.dispatch_event("pointerdown")
+    # the user drags to 0.3 ...
+    slider.evaluate("(el) => { el.value = '300'; el.dispatchEvent(new Event('input', {bubbles: true})); }")
+    wait_kernel(kernel_side, "lfo2", "depth", 0.3)
+    # ... while someone else sets 0.9: the other panel shows it, the dragged one keeps the thumb
+    kernel_side.call({"op": "set_param", "module": "lfo2", "param": "depth", "value": 0.9})
+    wait_input(page, '[data-vt-param="lfo2.depth"]', "0.9", n=1)
+    assert param(page, "lfo2.depth").input_value() == "0.3"
+    assert slider.input_value() == "300"
+    # letting go shows the newest value
+    page.evaluate("() => window.dispatchEvent(new PointerEvent('pointerup'))")
+    wait_input(page, '[data-vt-param="lfo2.depth"]', "0.9", n=0)
+
+
+def test_the_panel_is_served_while_a_cell_runs(page: Any, kernel_side: VTClient) -> None:
+    msg_id = kernel_side.kc.execute("import time; time.sleep(4)")
+    page.wait_for_function("() => document.querySelector('.jp-Notebook') !== null")
+    rate = param(page, "lfo2.rate")
+    rate.fill("1.75")
+    start = time.monotonic()
+    rate.press("Enter")
+    wait_kernel(kernel_side, "lfo2", "rate", 1.75, timeout=2)
+    assert time.monotonic() - start < 1.0
+    assert shell_reply(kernel_side, msg_id, timeout=10)["content"]["status"] == "ok"
+
+
+def test_controls_are_labelled_and_reachable_by_keyboard(page: Any) -> None:
+    unlabelled = panel(page).evaluate(
+        """(root) => [...root.querySelectorAll('input, select, textarea, button')].filter((el) => {
+            const byFor = el.id && root.querySelector(`label[for="${el.id}"]`);
+            const name = el.getAttribute('aria-label') || (byFor && byFor.textContent.trim()) || el.textContent.trim();
+            return !name;
+        }).map((el) => el.outerHTML.slice(0, 80))"""
+    )
+    assert unlabelled == []
+    # keyboard: focus the rate input, type a value, Enter; arrows move a slider
+    rate = param(page, "lfo1.rate")
+    rate.focus()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("2.5")
+    page.keyboard.press("Enter")
+    assert rate.input_value() == "2.5"
+    slider = panel(page).locator('[data-vt-slider="lfo1.depth"]')
+    slider.focus()
+    before = slider.input_value()
+    page.keyboard.press("ArrowLeft")
+    assert slider.input_value() != before
+
+
+def _luminance(rgb: str) -> float:
+    r, g, b = (int(x) / 255 for x in re.findall(r"\d+", rgb)[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+@pytest.mark.parametrize("theme", [LIGHT, DARK])
+def test_screenshots_in_light_and_dark_themes(page: Any, theme: str) -> None:
+    set_theme(page, theme)
+    colors = panel(page).evaluate(
+        "(el) => { const s = getComputedStyle(el); const i = getComputedStyle(el.querySelector('[data-vt-command]'));"
+        " return {bg: s.backgroundColor, fg: s.color, inputBg: i.backgroundColor, inputFg: i.color}; }"
+    )
+    contrast = abs(_luminance(colors["fg"]) - _luminance(colors["bg"]))
+    assert contrast > 0.5, colors
+    assert abs(_luminance(colors["inputFg"]) - _luminance(colors["inputBg"])) > 0.5, colors
+    if theme == DARK:
+        assert _luminance(colors["bg"]) < 0.3, colors
+    else:
+        assert _luminance(colors["bg"]) > 0.7, colors
+    ARTIFACTS.mkdir(exist_ok=True)
+    slug = "dark" if theme == DARK else "light"
+    panel(page).scroll_into_view_if_needed()
+    panel(page).screenshot(path=str(ARTIFACTS / f"panel-{slug}.png"))
+    page.screenshot(path=str(ARTIFACTS / f"lab-{slug}.png"))
+    assert Path(ARTIFACTS / f"panel-{slug}.png").stat().st_size > 10_000
+    if theme == DARK:
+        set_theme(page, LIGHT)
+
+
+def test_the_panel_reports_its_version(page: Any, kernel_side: VTClient) -> None:
+    version = panel(page).get_attribute("data-vt-version")
+    assert version is not None and int(version) <= kernel_side.version
+    page.wait_for_function(
+        "(v) => Number(document.querySelector('.vt-panel').dataset.vtVersion) === v",
+        arg=kernel_side.version,
+        timeout=2000,
+    )
+    assert json.loads(version) > 0
