@@ -217,6 +217,8 @@ class VT:
                 continue
             when = datetime.datetime.fromtimestamp(ch.time).strftime("%H:%M:%S")
             what = ", ".join("/".join(p) for p in ch.paths[:4]) + (" ..." if len(ch.paths) > 4 else "")
+            if ch.summary:
+                what = f"{ch.summary}: {what}"
             lines.append(f"v{snap.version}  {when}  {ch.origin:<10} {what}")
         return "\n".join(lines)
 

@@ -28,7 +28,7 @@ from vtkernel.engine.document import Change, Document, Path, Snapshot
 from vtkernel.engine.queue import CommandQueue
 from vtkernel.engine.schema import Registry, default_registry
 from vtkernel.engine.timing.quantize import quantized_paths
-from vtkernel.protocol import Batch, VTError
+from vtkernel.protocol import Batch, Redo, Undo, VTError
 
 HISTORY_LIMIT = 1000
 DRAIN_LIMIT = 4096  # commands applied per published version, at most
@@ -239,6 +239,7 @@ class Engine:
         errors = 0
         paths: list[Path] = []
         origin = ""
+        summary = ""
         floor = 0
         qmap: dict[Path, str | None] = {}
         for item in items:
@@ -260,6 +261,7 @@ class Engine:
             if changes:
                 paths.extend(changes)
                 origin = item_origin
+                summary = _SUMMARY.get(type(command), "")
                 if type(command) is LoadDocument:
                     floor = max(floor, command.version_floor)
                 quantized = (
@@ -278,7 +280,8 @@ class Engine:
         if paths or floor > old.version:
             version = max(old.version + 1, floor)
             quantize = tuple((p, q) for p, q in qmap.items() if q)
-            snap = Snapshot(version, edit.doc, Change(version, _dedupe(paths), origin, now, quantize=quantize))
+            change = Change(version, _dedupe(paths), origin, now, summary=summary, quantize=quantize)
+            snap = Snapshot(version, edit.doc, change)
             self._history.append(snap)
             self._snapshot = snap  # the publish: one reference swap
             for hook in self.on_publish_hooks:
@@ -294,6 +297,10 @@ class Engine:
             for signal in self._signals:
                 signal.set()
         self._stats.record(len(items), time.perf_counter() - t0, errors)
+
+
+# What a history line says besides the paths, for commands whose paths alone would mislead.
+_SUMMARY: dict[type, str] = {Undo: "undo", Redo: "redo", LoadDocument: "load"}
 
 
 def _dedupe(paths: list[Path]) -> tuple[Path, ...]:
