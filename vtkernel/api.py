@@ -109,6 +109,18 @@ class VT:
     def redo(self) -> int:
         return self._now(Redo())
 
+    def register(self, cls: type) -> type:
+        """Register a module type defined in a cell or a watched file (usable as a decorator).
+
+        Registering a class again with the same `type_name` hot-swaps live
+        instances between two ticks; their params stay (they live in the document).
+        """
+        self._engine.registry.register(cls)
+        hook = self._services.get("registered")
+        if hook is not None:
+            hook(cls)
+        return cls
+
     # ----- reading -----------------------------------------------------------
 
     def snapshot(self) -> Snapshot:

@@ -70,3 +70,24 @@ def test_cell_batch_is_atomic(kernel: Kernel) -> None:
 def test_session_and_live_verbs_answer_clearly_until_available(kernel: Kernel) -> None:
     result = kernel.execute("%vt help")
     assert result["status"] == "ok" and "connect SRC DST" in result["stdout"]
+
+
+def test_a_module_type_defined_in_a_cell_is_registered_and_reaches_every_shell(kernel: Kernel) -> None:
+    c = kernel.client()
+    kernel.ok(
+        "from vtkernel.engine.schema import ModuleType, ParamSpec\n"
+        "@vt.register\n"
+        "class Gain(ModuleType):\n"
+        "    type_name = 'gain'\n"
+        "    doc = 'multiplies events'\n"
+        "    params = {'amount': ParamSpec('float', 1.0, 'factor', min=0.0, max=4.0)}\n"
+        "    inputs = ('in',)\n"
+        "    outputs = ('out',)\n"
+        "    def process(self, p, beat, value):\n"
+        "        return value * p['amount']\n"
+        "vt.module('g', 'gain', amount=2.0)"
+    )
+    assert json.loads(kernel.ok("%vt state"))["modules"]["g"] == {"type": "gain", "params": {"amount": 2.0}}
+    assert c.wait_for(lambda: any("gain" in m.get("types", {}) for m in c.of_type("schema")))
+    assert kernel.execute("vt.set('g.amount', 9)")["status"] == "error"  # its schema validates
+    c.close()

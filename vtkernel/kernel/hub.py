@@ -142,6 +142,12 @@ class Hub:
             self._ensure_telemetry()
         return client
 
+    def broadcast_schema(self) -> None:
+        """A module type was registered: every client gets the new schema (its controls, its ports)."""
+        msg = {"type": "schema", "types": self.engine.registry.schema_json()}
+        for client in list(self._clients.values()):
+            self._send(client, msg)
+
     def remove_client(self, client: Client) -> None:
         client.closed = True
         if client.timer is not None:

@@ -303,6 +303,7 @@ class KernelServices:
             "reports": lambda: list(self.runtime_reports),
             "lookahead": self.set_lookahead,
             "panel": lambda: make_panel(kernel),
+            "registered": lambda cls: kernel.hub is not None and kernel.on_hub(kernel.hub.broadcast_schema),
         }
         from vtkernel.session import SessionManager
 
