@@ -98,9 +98,8 @@ def main() -> None:
 
 def kernel_end_to_end(saves: int = SAVES) -> None:
     """Save -> delta received by a subscribed comm client, through a real kernel (what a user sees)."""
-    from vtkernel.kernel.install import install
-
     from tests.conftest import start_kernel, stop_kernel
+    from vtkernel.kernel.install import install
 
     prefix = tempfile.mkdtemp(prefix="vtbench")
     install(prefix=prefix)
