@@ -22,6 +22,7 @@ DOC = HERE.parent / "docs" / "benchmarks.md"
 SECTIONS = {
     "spine": ("The spine: queue, snapshots, kernel, comm hub (issue 2)", "bench_spine.py"),
     "sessions": ("Sessions: saving without stalling the engine (issue 3)", "bench_sessions.py"),
+    "history": ("History ring memory with structural sharing (issue 3)", "bench_history.py"),
     "live": ("Live files: save -> engine changed (issue 4)", "bench_live.py"),
     "timing": ("Timing: tick lateness and OSC bundles ahead of their timetag (issue 5)", "bench_timing.py"),
     "gui": ("GUI panel latency (issue 6)", "bench_gui.py"),

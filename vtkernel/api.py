@@ -278,6 +278,10 @@ class VT:
     def load(self, path: str) -> Any:
         return self._service("load", str(path))
 
+    def close_session(self) -> Any:
+        """Save the session file one last time and release it (another kernel may then open it)."""
+        return self._service("close")
+
     def session(self) -> str:
         """One line: the open session file, its saved version and autosave state."""
         return str(self._service("session"))

@@ -58,6 +58,7 @@ USAGE: dict[str, tuple[str, int, int, str]] = {
     "open": ("open PATH", 1, 1, "bind the kernel to a session file (autosaved)"),
     "save": ("save [PATH]", 0, 1, "save the session now (or save as PATH)"),
     "load": ("load PATH", 1, 1, "replace the document with a file's (undoable)"),
+    "close": ("close", 0, 0, "save and close the session file, releasing its lock"),
     "watch": ("watch PATH", 1, 1, "run a Python file and re-run its changes on save"),
     "unwatch": ("unwatch PATH", 1, 1, "stop watching a file"),
     "script": ("script", 0, 0, "print the Python script that rebuilds the document"),

@@ -63,6 +63,6 @@ def test_the_parser_never_raises_anything_but_vterror(line: str) -> None:
 
 def test_help_lists_every_verb_from_one_table() -> None:
     text = help_text()
-    for verb in ("add", "rm", "set", "get", "connect", "disconnect", "bpm", "play", "stop", "undo", "redo", "state", "open", "save", "load", "watch", "unwatch"):
+    for verb in ("add", "rm", "set", "get", "connect", "disconnect", "bpm", "play", "stop", "undo", "redo", "state", "open", "save", "load", "close", "watch", "unwatch"):
         assert verb in text
     assert Batch  # batches come from %%vt, not from one line

@@ -92,6 +92,8 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
         log.warning("vtkernel: %s", line)
         if self._executing:
             print(f"vt: {line}", file=sys.stderr)
+        else:
+            self.services.unseen_reports.append(line)
 
     # ----- start-up: the hub on its own subshell ---------------------------------
 
@@ -180,6 +182,8 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
 
     async def do_execute(self, code: str, silent: bool, *args: Any, **kwargs: Any) -> dict[str, Any]:
         self._executing = True
+        if not silent:
+            self.services.show_unseen_reports()
         try:
             reply = await super().do_execute(code, silent, *args, **kwargs)
         finally:
@@ -285,6 +289,8 @@ class KernelServices:
         self.live_reports = 0
         self.runtime_reports: deque[str] = deque(maxlen=200)
         self.session_reports: deque[str] = deque(maxlen=200)
+        # Said while no cell ran (resume at start-up, an autosave failure): shown at the next cell.
+        self.unseen_reports: deque[str] = deque(maxlen=20)
         self._live_outputs: dict[str, Any] = {}  # watched path -> the Output area of the cell that started it
         self.live = LiveFiles(
             self.engine,
@@ -314,6 +320,7 @@ class KernelServices:
                 "open": self.sessions.open,
                 "save": self.sessions.save,
                 "load": self.sessions.load,
+                "close": self.sessions.close,
                 "session": lambda: str(self.sessions.status()),
             }
         )
@@ -356,6 +363,13 @@ class KernelServices:
         log.warning("vtkernel: %s", line)
         if self.kernel._executing:
             print(f"vt: {line}", file=sys.stderr)
+        else:
+            self.unseen_reports.append(line)
+
+    def show_unseen_reports(self) -> None:
+        """Main thread, as a cell starts: what was said while no cell ran."""
+        while self.unseen_reports:
+            print(f"vt: {self.unseen_reports.popleft()}", file=sys.stderr)
 
     def sync(self, timeout: float = 2.0) -> str:
         """From a cell: wait (up to `timeout`) for pending file saves and apply them now.

@@ -80,6 +80,8 @@ class Holder:
             pass  # exists, belongs to someone else
         except OSError:
             return None
+        if _proc_state(self.pid) in ("Z", "X"):
+            return False  # killed and not yet reaped by its parent: it holds nothing and never runs again
         if self.start_ticks is not None:
             ticks = _start_ticks(self.pid)
             if ticks is not None and ticks != self.start_ticks:
@@ -185,8 +187,11 @@ class SessionLock:
             if not text.strip():  # the holder may be between flock and writing its name
                 time.sleep(0.05)
                 text = _read_text(fd)
+            holder = Holder.parse(text)
+            if holder is not None and holder.is_alive() is False and _wait_for_lock(fd):
+                return fd  # a holder that was just killed: its last threads released the flock
             os.close(fd)
-            raise VTError("session_locked", self._locked_message(Holder.parse(text))) from None
+            raise VTError("session_locked", self._locked_message(holder)) from None
         except OSError as exc:
             os.close(fd)
             raise VTError("io_error", f"cannot lock {self.path}: {exc.strerror}") from None
@@ -257,6 +262,33 @@ def _boot_id() -> str | None:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
     except OSError:
+        return None
+
+
+DYING_HOLDER_WAIT = 1.0  # seconds to wait for a killed holder's flock to be released
+
+
+def _wait_for_lock(fd: int) -> bool:
+    """Retry the flock for a moment: a process killed just now may still be tearing down."""
+    deadline = time.monotonic() + DYING_HOLDER_WAIT
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            continue
+        except OSError:
+            return False
+    return False
+
+
+def _proc_state(pid: int) -> str | None:
+    """The process's state letter from /proc (Linux): "Z" for a zombie, or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2]
+    except (OSError, ValueError, IndexError):
         return None
 
 
