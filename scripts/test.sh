@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 bash scripts/apt-deps.sh
 python -m pip install -q --disable-pip-version-check -e ".[test]"
 python -m vtkernel install --sys-prefix >/dev/null
-echo "== ruff"; ruff check vtkernel shells tests benchmarks
+echo "== ruff"; python -m ruff check vtkernel shells tests benchmarks
 echo "== import-linter"; lint-imports --no-cache
-echo "== mypy --strict vtkernel/engine"; mypy --strict vtkernel/engine
+echo "== mypy --strict vtkernel/engine"; python -m mypy --strict vtkernel/engine
 echo "== pytest"
 set +e
 python -m pytest -p no:cacheprovider "$@"

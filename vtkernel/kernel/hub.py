@@ -114,7 +114,6 @@ class Hub:
         self.budget_rate = iopub_budget
         self._tokens = BUDGET_BURST
         self._tokens_at = time.monotonic()
-        self._budget_timer: asyncio.TimerHandle | None = None
         self._clients: dict[int, Client] = {}
         self._ids = itertools.count(1)
         self._signal = Signal(self._on_publish, loop.call_soon_threadsafe)
