@@ -104,7 +104,7 @@ class EditState(NamedTuple):
     """The engine's whole mutable-by-replacement world: the document and its undo/redo stacks.
 
     NamedTuples here (and for `Document`, `UndoEntry`, `Stack`): immutable like
-    frozen dataclasses, and several times cheaper to build on every command.
+    frozen dataclasses, and about half the cost to build on every command.
     """
 
     doc: Document
