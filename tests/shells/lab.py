@@ -1,14 +1,17 @@
 """A real JupyterLab on localhost and headless Chromium, for the panel's browser tests and benchmark.
 
-- `LabServer`: `jupyter lab` in a subprocess with its own runtime, config,
-  settings and workspace directories under a temp dir, the `vtkernel`
-  kernelspec found through `JUPYTER_PATH`, and `window.jupyterapp` exposed
-  so tests can run JupyterLab commands (run all cells, change theme).
+- `LabServer`: `jupyter lab` (or, with `app="notebook"`, Jupyter Notebook 7)
+  in a subprocess with its own runtime, config, settings and workspace
+  directories under a temp dir, the `vtkernel` kernelspec found through
+  `JUPYTER_PATH`, and `window.jupyterapp` exposed so tests can run
+  JupyterLab commands (run all cells, change theme); Notebook 7 is built on
+  JupyterLab's application and command registry, so the same helpers work.
 - `launch_chromium`: Debian's `/usr/bin/chromium` driven by Playwright
   (`playwright install` is never used: browser downloads do not work here).
 - `panel_notebook`: writes a notebook that displays `vt.panel()`.
 
-Used by `tests/shells/test_panel_browser.py` and `benchmarks/bench_gui.py`.
+Used by `tests/shells/test_panel_browser.py`, `tests/shells/test_panel_notebook7.py`
+and `benchmarks/bench_gui.py`.
 """
 
 from __future__ import annotations
@@ -54,8 +57,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def browser_available() -> str | None:
-    """Why browser tests cannot run here, or None if they can."""
+def browser_available(app: str = "lab") -> str | None:
+    """Why browser tests cannot run here (in `app`: "lab" or "notebook"), or None if they can."""
     if not os.path.exists(CHROMIUM):
         return f"{CHROMIUM} is missing (apt-get install chromium)"
     try:
@@ -66,6 +69,11 @@ def browser_available() -> str | None:
         import jupyterlab  # noqa: F401
     except ImportError:
         return "jupyterlab is not installed"
+    if app == "notebook":
+        try:
+            import notebook  # noqa: F401
+        except ImportError:
+            return "notebook (Jupyter Notebook 7) is not installed"
     return None
 
 
@@ -82,10 +90,21 @@ def panel_notebook(path: Path, setup: str, panels: int = 1) -> Path:
     return path
 
 
-class LabServer:
-    """`jupyter lab` on 127.0.0.1 with everything it writes under `base`. Use as a context manager."""
+APPS = ("lab", "notebook")
 
-    def __init__(self, base: Path, jupyter_path: str, theme: str = LIGHT, nodelay: bool = False) -> None:
+
+class LabServer:
+    """`jupyter lab` on 127.0.0.1 with everything it writes under `base`. Use as a context manager.
+
+    `app="notebook"` starts Jupyter Notebook 7 (`jupyter notebook`) the same way instead.
+    """
+
+    def __init__(
+        self, base: Path, jupyter_path: str, theme: str = LIGHT, nodelay: bool = False, app: str = "lab"
+    ) -> None:
+        if app not in APPS:
+            raise ValueError(f"app must be one of {APPS}, not {app!r}")
+        self.app = app
         self.base = base
         self.root = base / "notebooks"
         self.runtime = base / "runtime"
@@ -95,7 +114,7 @@ class LabServer:
         self.theme = theme
         self.nodelay = nodelay
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = base / "lab.log"
+        self.log_path = base / f"{app}.log"
 
     @property
     def url(self) -> str:
@@ -131,17 +150,19 @@ class LabServer:
     def __enter__(self) -> LabServer:
         self.root.mkdir(parents=True, exist_ok=True)
         self.runtime.mkdir(parents=True, exist_ok=True)
+        # Both apps are LabServerApps; each has its own `expose_app_in_browser` trait.
+        module, app_class = ("jupyterlab", "LabApp") if self.app == "lab" else ("notebook", "JupyterNotebookApp")
         cmd = [
             sys.executable,
             "-m",
-            "jupyterlab",
+            module,
             "--no-browser",
             "--allow-root",
             f"--port={self.port}",
             "--ServerApp.ip=127.0.0.1",
             f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={self.root}",
-            "--LabApp.expose_app_in_browser=True",
+            f"--{app_class}.expose_app_in_browser=True",
             "--ServerApp.port_retries=0",
             "--LabServerApp.open_browser=False",
         ]
@@ -150,13 +171,13 @@ class LabServer:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited: {self.log_path.read_text()[-2000:]}")
+                raise RuntimeError(f"jupyter {self.app} exited: {self.log_path.read_text()[-2000:]}")
             try:
                 self.api("/api/status")
                 return self
             except OSError:
                 time.sleep(0.2)
-        raise RuntimeError("jupyter lab did not start in 60 s")
+        raise RuntimeError(f"jupyter {self.app} did not start in 60 s")
 
     def __exit__(self, *exc: Any) -> None:
         if self.proc is None:
@@ -182,6 +203,8 @@ class LabServer:
         return json.loads(body) if body else None
 
     def notebook_url(self, name: str) -> str:
+        if self.app == "notebook":
+            return f"{self.url}/notebooks/{name}?token={self.token}"
         return f"{self.url}/lab/tree/{name}?token={self.token}&reset"
 
     def connection_file(self, notebook: str, timeout: float = 60) -> str:
