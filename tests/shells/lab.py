@@ -238,6 +238,23 @@ def run_all_cells(page: Any) -> None:
     )
 
 
+def run_command(page: Any, line: str) -> str:
+    """Type one line into the first panel's command line, press Enter, and return its result line."""
+    root = page.locator(".vt-panel").first
+    cmd = root.locator("[data-vt-command]")
+    results = root.locator(".vt-entry-result")
+    count = results.count()
+    cmd.fill(line)
+    cmd.press("Enter")
+    page.wait_for_function(
+        "(n) => { const r = document.querySelectorAll('.vt-panel')[0].querySelectorAll('.vt-entry-result');"
+        " return r.length > n && r[r.length - 1].dataset.vtResult !== 'pending'; }",
+        arg=count,
+        timeout=5000,
+    )
+    return str(results.last.inner_text())
+
+
 def set_theme(page: Any, theme: str) -> None:
     page.evaluate(
         "async (t) => { await window.jupyterapp.commands.execute('apputils:change-theme', {theme: t}); }", theme

@@ -27,6 +27,7 @@ from tests.shells.lab import (
     launch_chromium,
     panel_notebook,
     run_all_cells,
+    run_command,
     set_theme,
 )
 
@@ -200,16 +201,7 @@ def test_the_command_line_shows_one_result_per_command(page: Any, kernel_side: V
     before = results.count()
 
     def run(line: str) -> str:
-        count = results.count()
-        cmd.fill(line)
-        cmd.press("Enter")
-        page.wait_for_function(
-            "(n) => { const r = document.querySelectorAll('.vt-panel')[0].querySelectorAll('.vt-entry-result');"
-            " return r.length > n && r[r.length - 1].dataset.vtResult !== 'pending'; }",
-            arg=count,
-            timeout=5000,
-        )
-        return str(results.last.inner_text())
+        return run_command(page, line)
 
     assert re.fullmatch(r"ok v\d+", run("set lfo1.depth 0.5"))
     wait_kernel(kernel_side, "lfo1", "depth", 0.5)

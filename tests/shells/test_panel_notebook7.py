@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, VTClient
-from tests.shells.lab import LabServer, browser_available, launch_chromium, panel_notebook, run_all_cells
+from tests.shells.lab import LabServer, browser_available, launch_chromium, panel_notebook, run_all_cells, run_command
 from tests.shells.test_panel_browser import SETUP, panel, param, wait_input, wait_kernel
 
 pytestmark = [
@@ -101,20 +101,8 @@ def test_a_kernel_side_change_appears_in_the_panel_within_one_second(page: Any, 
 
 
 def test_the_command_line_works(page: Any, kernel_side: VTClient) -> None:
-    cmd = panel(page).locator("[data-vt-command]")
-    results = panel(page).locator(".vt-entry-result")
-
     def run(line: str) -> str:
-        count = results.count()
-        cmd.fill(line)
-        cmd.press("Enter")
-        page.wait_for_function(
-            "(n) => { const r = document.querySelectorAll('.vt-panel')[0].querySelectorAll('.vt-entry-result');"
-            " return r.length > n && r[r.length - 1].dataset.vtResult !== 'pending'; }",
-            arg=count,
-            timeout=5000,
-        )
-        return str(results.last.inner_text())
+        return run_command(page, line)
 
     assert re.fullmatch(r"ok v\d+", run("set lfo1.depth 0.5"))
     wait_kernel(kernel_side, "lfo1", "depth", 0.5)
