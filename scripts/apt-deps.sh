@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # System packages the test suite needs: Debian's chromium (browser tests drive it with
-# Playwright; browser downloads do not work here) and tmux (terminal-shell tests).
+# Playwright; browser downloads do not work here). Terminal-shell tests use Python's pty, not tmux.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
-command -v tmux >/dev/null 2>&1 || need+=(tmux)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
