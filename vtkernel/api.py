@@ -50,14 +50,15 @@ Service = Callable[..., Any]
 class VT:
     """The engine's Python face. See the module docstring for the rules."""
 
-    def __init__(self, engine: Engine, origin: str = "cell") -> None:
+    def __init__(self, engine: Engine, origin: str = "cell", services: dict[str, Service] | None = None) -> None:
+        """`services`: the kernel's verbs (`open`, `watch`, ...), shared by every `VT` of one kernel."""
         self._engine = engine
         self.origin = origin
         self._box = Mailbox()
         self._pending = 0
         self._work: Document | None = None  # predicted document while commands are pending
         self._batch: list[BaseModel] | None = None
-        self._services: dict[str, Service] = {}
+        self._services: dict[str, Service] = {} if services is None else services
 
     # ----- declarations (idempotent) -------------------------------------
 
@@ -211,11 +212,7 @@ class VT:
             return help_text(action.args[0] if action.args else None)
         if verb == "history":
             return self.history_text(int(action.args[0]) if action.args else 20)
-        self.flush()
-        service = self._services.get(verb)
-        if service is None:
-            raise VTError("invalid_command", f"'{verb}' is not available in this kernel yet")
-        result = service(*action.args)
+        result = self._service(verb, *action.args)
         return result if result is None or hasattr(result, "_repr_mimebundle_") or hasattr(result, "_ipython_display_") else str(result)
 
     def history_text(self, n: int = 20) -> str:
@@ -257,10 +254,6 @@ class VT:
         return self._work if self._work is not None else self._engine.snapshot.doc
 
     # ----- kernel services (sessions, live files, GUI) ------------------------
-
-    def register_service(self, verb: str, fn: Service) -> None:
-        """The kernel plugs in `open`, `save`, `load`, `watch`, `unwatch`, `script`, `stats`, ..."""
-        self._services[verb] = fn
 
     def _service(self, verb: str, *args: Any) -> Any:
         self.flush()

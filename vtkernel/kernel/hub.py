@@ -192,9 +192,8 @@ class Hub:
         except Exception as exc:  # a bug in the hub: answer, never a traceback on stderr
             self._reply_error(client, msg_id, VTError("bad_message", f"internal error: {type(exc).__name__}: {exc}"))
 
-    def _submit(self, client: Client, msg_id: Any, cmd: BaseModel, output: str | None = None) -> None:
-        origin = client.hello.shell
-        self.engine.submit(cmd, origin=origin, reply=self._mailbox, token=(client.cid, msg_id, output))
+    def _submit(self, client: Client, msg_id: Any, cmd: BaseModel) -> None:
+        self.engine.submit(cmd, origin=client.hello.shell, reply=self._mailbox, token=(client.cid, msg_id))
 
     def _text(self, client: Client, msg_id: Any, text: str) -> None:
         if "\n" in text.strip():
@@ -245,14 +244,14 @@ class Hub:
             self._outcome(outcome)
 
     def _outcome(self, outcome: Outcome) -> None:
-        cid, msg_id, output = outcome.token
+        cid, msg_id = outcome.token
         client = self._clients.get(cid)
         if client is None:
             return
         if outcome.error is not None:
             self._reply_error(client, msg_id, outcome.error)
         else:
-            self._ack(client, msg_id, outcome.version, output)
+            self._ack(client, msg_id, outcome.version)
 
     def _ack(self, client: Client, msg_id: Any, version: int, output: Any = None) -> None:
         msg: dict[str, Any] = {"type": "ack", "id": msg_id, "version": version}

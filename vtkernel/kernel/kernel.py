@@ -61,7 +61,6 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
         # The clock and outputs run in a child process (started in `start`): a C call
         # that holds this process's GIL for a second must not make events late.
         self.runtime = Runtime(self.engine, lookahead=self.lookahead, on_report=self._runtime_report)
-        self.vt = VT(self.engine, origin="cell")
         self.hub: Hub | None = None
         self.hub_subshell_id: str | None = None
         self._hub_loop: asyncio.AbstractEventLoop | None = None
@@ -70,13 +69,13 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
         self._main_job_ready = threading.Event()
         self._executing = False
         self.services = KernelServices(self)
+        self.vt = VT(self.engine, origin="cell", services=self.services.fns)
         user_ns = self.shell.user_ns
         if "vt" not in user_ns:  # merged in, never clobbering a user's own `vt`
             user_ns["vt"] = self.vt
         from vtkernel.kernel.magics import VTMagics
 
         self.shell.register_magics(VTMagics(self.shell, self))
-        self.services.install(self.vt)
         self._register_pictures()
 
     def _register_pictures(self) -> None:
@@ -322,13 +321,9 @@ class KernelServices:
                 "load": self.sessions.load,
                 "close": self.sessions.close,
                 "session": lambda: str(self.sessions.status()),
+                "sync": self.sync,
             }
         )
-
-    def install(self, vt: VT) -> None:
-        for verb, fn in self.fns.items():
-            vt.register_service(verb, fn)
-        vt.register_service("sync", self.sync)
 
     # ----- live files -------------------------------------------------------------
 
@@ -481,8 +476,7 @@ class KernelServices:
         """Carry out a non-engine verb sent as comm `text`; may return a Future."""
         if action.verb == "panel":
             raise VTError("invalid_command", "the panel is a notebook widget: run vt.panel() in a cell")
-        vt = VT(self.engine, origin="text")
-        vt._services = self.kernel.vt._services
+        vt = VT(self.engine, origin="text", services=self.fns)
         if action.verb in ("state", "get", "help", "history"):
             return vt.action(action)
         fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
