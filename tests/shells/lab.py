@@ -16,6 +16,7 @@ and `benchmarks/bench_gui.py`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +224,24 @@ class LabServer:
 
 def launch_chromium(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+@contextlib.contextmanager
+def notebook_page(url: str, panels: int = 1) -> Iterator[Any]:
+    """Chromium on a notebook page, all cells run, `panels` panels live; fails on panel JS errors."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        page = browser.new_page(viewport={"width": 1300, "height": 1100})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url)
+        run_all_cells(page)
+        page.locator('.vt-panel[data-vt-status="live"]').nth(panels - 1).wait_for(timeout=60_000)
+        yield page
+        browser.close()
+        assert not [e for e in errors if "vt" in e.lower()], errors
 
 
 def run_all_cells(page: Any) -> None:

@@ -24,9 +24,8 @@ from tests.shells.lab import (
     LIGHT,
     LabServer,
     browser_available,
-    launch_chromium,
+    notebook_page,
     panel_notebook,
-    run_all_cells,
     run_command,
     set_theme,
 )
@@ -55,19 +54,8 @@ def lab(jupyter_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 @pytest.fixture(scope="module")
 def page(lab: LabServer) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = launch_chromium(pw)
-        page = browser.new_page(viewport={"width": 1300, "height": 1100})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(lab.notebook_url("panels.ipynb"))
-        run_all_cells(page)
-        page.locator('.vt-panel[data-vt-status="live"]').nth(1).wait_for(timeout=60_000)
+    with notebook_page(lab.notebook_url("panels.ipynb"), panels=2) as page:
         yield page
-        browser.close()
-        assert not [e for e in errors if "vt" in e.lower()], errors
 
 
 @pytest.fixture(scope="module")

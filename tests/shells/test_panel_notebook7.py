@@ -19,7 +19,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, VTClient
-from tests.shells.lab import LabServer, browser_available, launch_chromium, panel_notebook, run_all_cells, run_command
+from tests.shells.lab import (
+    LabServer,
+    browser_available,
+    notebook_page,
+    panel_notebook,
+    run_command,
+)
 from tests.shells.test_panel_browser import SETUP, panel, param, wait_input, wait_kernel
 
 pytestmark = [
@@ -41,19 +47,8 @@ def server(jupyter_path: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.fixture(scope="module")
 def page(server: LabServer) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = launch_chromium(pw)
-        page = browser.new_page(viewport={"width": 1300, "height": 1100})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(server.notebook_url(NOTEBOOK))
-        run_all_cells(page)
-        page.locator('.vt-panel[data-vt-status="live"]').wait_for(timeout=60_000)
+    with notebook_page(server.notebook_url(NOTEBOOK), panels=1) as page:
         yield page
-        browser.close()
-        assert not [e for e in errors if "vt" in e.lower()], errors
 
 
 @pytest.fixture(scope="module")
