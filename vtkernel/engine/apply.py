@@ -367,6 +367,16 @@ def validate_document(data: Any, reg: Registry) -> Document:
             params = m.get("params", {})
             if not isinstance(params, Mapping):
                 raise VTError("invalid_value", f"modules.{name}.params must be an object")
+            # Name the exact field: in a file of thousands of modules the user needs the path.
+            if m["type"] not in reg:
+                raise VTError("unknown_type", f"modules.{name}.type: " + reg.get_error(m["type"]))
+            spec = reg.get(m["type"]).params
+            for pname in params:
+                if pname not in spec:
+                    raise VTError(
+                        "unknown_param",
+                        f"modules.{name}.params.{pname}: {m['type']} has no param {pname!r}; params: {', '.join(spec)}",
+                    )
             try:
                 doc, _ = add_module(doc, AddModule.model_construct(name=name, type=m["type"], params=dict(params)), reg)
             except VTError as exc:

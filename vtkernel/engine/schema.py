@@ -409,9 +409,12 @@ class Registry:
     def get(self, name: str) -> type[ModuleType]:
         cls = self._types.get(name)
         if cls is None:
-            known = ", ".join(sorted(self._types))
-            raise VTError("unknown_type", f"unknown module type {name!r}; known types: {known}")
+            raise VTError("unknown_type", self.get_error(name))
         return cls
+
+    def get_error(self, name: str) -> str:
+        """The one-line message for an unknown type name."""
+        return f"unknown module type {name!r}; known types: {', '.join(sorted(self._types))}"
 
     def __contains__(self, name: object) -> bool:
         return name in self._types

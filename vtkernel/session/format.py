@@ -59,7 +59,7 @@ from pydantic import ValidationError
 from vtkernel.engine.apply import validate_document
 from vtkernel.engine.document import Document, Module, Snapshot
 from vtkernel.engine.schema import Registry
-from vtkernel.protocol import NAME_RE, VTError
+from vtkernel.protocol import VTError
 
 FORMAT_TAG = "vtkernel.session"
 FORMAT_VERSION = 1
@@ -306,47 +306,12 @@ def decode(
     try:
         doc = validate_document(document, registry)
     except VTError as exc:
-        if "unknown module type" in exc.message or "has no param" in exc.message:
-            _locate_module_errors(document, registry)
         raise _invalid(exc.message) from None
     except Exception as exc:
         # validate_document should only raise VTError. Whatever a hostile file
         # provokes, the user still gets one session_invalid line, not a traceback.
         raise _invalid(f"invalid document: {_one_line(exc)}") from None
     return Decoded(version, float(saved_at), doc)
-
-
-def _locate_module_errors(document: Mapping[str, Any], registry: Registry) -> None:
-    """Re-raise a type or param error of `validate_document` with the module's path.
-
-    validate_document says "unknown module type 'x'" and "lfo has no param
-    'y'"; in a file with thousands of modules the user needs the path. It
-    checks modules in the same order and stops at the first error, so the
-    first module found here is the one it rejected.
-    """
-    modules = document.get("modules")
-    if not isinstance(modules, Mapping):
-        return
-    for name, module in modules.items():
-        if not isinstance(name, str) or not NAME_RE.match(name) or not isinstance(module, Mapping):
-            continue  # validate_document reports these with the name
-        mtype = module.get("type")
-        if not isinstance(mtype, str):
-            continue
-        if mtype not in registry:
-            known = ", ".join(registry.names())
-            raise _invalid(
-                f"invalid document: modules.{name}.type: unknown module type {_show(mtype)}; known types: {known}"
-            )
-        params = module.get("params")
-        if isinstance(params, Mapping):
-            spec = registry.get(mtype).params
-            for pname in params:
-                if pname not in spec:
-                    raise _invalid(
-                        f"invalid document: modules.{name}.params.{pname}: {mtype} has no param {_show(pname)}; "
-                        f"params: {', '.join(spec)}"
-                    )
 
 
 def _one_line(exc: Exception) -> str:
