@@ -40,6 +40,16 @@ log = logging.getLogger("vtkernel")
 
 
 class VTKernel(IPythonKernel):  # type: ignore[misc]
+    """The kernel: wires engine, runtime, hub, services and magics.
+
+    Thread ownership: `__init__`, `do_execute`, `_run_main_jobs` and
+    `run_main_jobs_now` run on the main thread; `schedule_main` and
+    `on_hub` may be called from any thread; `shell_channel_thread_main`
+    runs on ipykernel's shell-channel thread; comm handlers hand their work
+    to the hub loop with `on_hub`. `_executing` is written by the main
+    thread only and read (racily, harmlessly) by report callbacks.
+    """
+
     # GIL hand-off interval while a cell burns CPU. 1 ms took the comm ack p50
     # during a CPU-bound cell from ~52 ms to ~19 ms at no measurable cost to
     # the cell's own throughput (docs/benchmarks.md). 0 keeps Python's default.
