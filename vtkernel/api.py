@@ -47,6 +47,13 @@ from vtkernel.protocol import (
 Service = Callable[..., Any]
 
 
+class EngineTimeout(TimeoutError):
+    """`flush` gave up waiting for the engine: shown in the cell as one line, no traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[31mvt error\x1b[0m [timeout] {self}"]
+
+
 class VT:
     """The engine's Python face. See the module docstring for the rules."""
 
@@ -55,7 +62,8 @@ class VT:
         self._engine = engine
         self.origin = origin
         self._box = Mailbox()
-        self._pending = 0
+        self._pending = 0  # commands queued since the last flush
+        self._sent = 0  # commands ever queued with `_box` as their reply: flush waits for that many outcomes
         self._work: Document | None = None  # predicted document while commands are pending
         self._batch: list[BaseModel] | None = None
         self._services: dict[str, Service] = {} if services is None else services
@@ -153,6 +161,7 @@ class VT:
             return
         self._work, _ = apply_to_document(self._doc(), cmd, self._engine.registry)
         self._pending += 1
+        self._sent += 1
         self._engine.submit(cmd, origin=self.origin, reply=self._box)
 
     @contextlib.contextmanager
@@ -234,9 +243,19 @@ class VT:
     # ----- synchronisation ----------------------------------------------------
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Wait until every queued command is applied; raise the first engine error, if any."""
+        """Wait until every command this `VT` queued is applied; raise the first engine error, if any.
+
+        It waits for its own outcomes (one per command, in its mailbox), so
+        commands other threads submit meanwhile can neither hurry nor delay it.
+        Raises `EngineTimeout` if they have not all come back within `timeout`.
+        """
         if self._pending:
-            self._engine.wait_applied(None, timeout)
+            if not self._box.wait_for(self._sent, timeout):
+                missing = self._sent - self._box.received
+                raise EngineTimeout(
+                    f"the engine has not applied {missing} of this cell's commands within {timeout:g} s; "
+                    "they stay queued, and the state may not show them yet"
+                )
             self._pending = 0
             self._work = None
         errors = [o.error for o in self._box.take_all() if o.error is not None]

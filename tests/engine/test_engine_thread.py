@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections.abc import Iterator
 
@@ -11,14 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vtkernel.api import VT
+from vtkernel.api import VT, EngineTimeout
 from vtkernel.engine import Engine, Mailbox, Signal
 from vtkernel.engine.apply import EditState, apply
 from vtkernel.engine.delta import render_ops
 from vtkernel.engine.document import Document
 from vtkernel.engine.queue import CommandQueue
 from vtkernel.engine.schema import default_registry
-from vtkernel.protocol import SetParam, VTError, parse_command
+from vtkernel.protocol import AddModule, SetParam, VTError, parse_command
 
 REG = default_registry()
 
@@ -200,3 +201,89 @@ def test_publishing_costs_what_the_change_costs() -> None:
     after, _ = apply(state, SetParam(module="m5", param="rate", value=2.0), REG)
     assert after.doc.modules["m6"] is state.doc.modules["m6"]
     assert after.doc.connections is state.doc.connections
+
+
+# ---- read-your-writes under concurrent submitters (issue 12 #1) --------------
+
+
+class _PausingCounter:
+    """Stands in for the engine's sequence counter: the thread named `slow` stops right after it
+    takes its number, until `release` is set, so a second submitter can run inside that window."""
+
+    def __init__(self, start: int) -> None:
+        self._inner = itertools.count(start)
+        self.slow_seq = 0
+        self.paused = threading.Event()
+        self.release = threading.Event()
+
+    def __iter__(self) -> _PausingCounter:
+        return self
+
+    def __next__(self) -> int:
+        n = next(self._inner)
+        if threading.current_thread().name == "slow":
+            self.slow_seq = n
+            self.paused.set()
+            self.release.wait(10)
+        return n
+
+
+def test_applied_mark_never_passes_a_command_not_yet_applied_nor_goes_back(engine: Engine) -> None:
+    engine.call(AddModule(name="m", type="lfo"))
+    engine.call(AddModule(name="n", type="lfo"))
+    counter = _PausingCounter(engine._last_seq + 1)
+    engine._seq = counter  # type: ignore[assignment]
+    slow_vt = VT(engine, origin="slow")
+    seen_after_flush: list[float] = []
+
+    def slow() -> None:
+        slow_vt.set("m.rate", 5)
+        slow_vt.flush()
+        seen_after_flush.append(engine.snapshot.doc.modules["m"].params["rate"])
+
+    fast_seq: list[int] = []
+    fast_done = threading.Event()
+
+    def fast() -> None:
+        fast_seq.append(engine.call(SetParam(module="n", param="rate", value=7)).seq)
+        fast_done.set()
+
+    t_slow = threading.Thread(target=slow, name="slow")
+    t_slow.start()
+    assert counter.paused.wait(10)
+    t_fast = threading.Thread(target=fast, name="fast")
+    t_fast.start()
+    # With the fix the fast submitter waits for the slow one's enqueue; without it, it goes first.
+    fast_done.wait(1.0)
+    assert engine.wait_applied(counter.slow_seq, timeout=0) is False  # not even queued yet
+    counter.release.set()
+    t_slow.join(10)
+    t_fast.join(10)
+    assert seen_after_flush == [5.0]  # the slow thread's flush saw its own write
+    assert engine.wait_applied(fast_seq[0], timeout=5)  # the mark did not go back below a later command
+    assert engine.wait_applied(counter.slow_seq, timeout=0)
+
+
+def test_vt_flush_raises_in_the_cell_when_the_engine_does_not_answer() -> None:
+    stalled = Engine()  # never started: nothing is applied
+    vt = VT(stalled)
+    vt.module("a", "lfo")
+    with pytest.raises(EngineTimeout, match="1 of this cell's commands"):
+        vt.flush(timeout=0.05)
+    assert len(EngineTimeout("x")._render_traceback_()) == 1
+    stalled.start()
+    try:
+        vt.flush(timeout=10)  # still queued: it lands once the engine runs
+        assert "a" in stalled.snapshot.doc.modules
+    finally:
+        stalled.stop()
+
+
+def test_mailbox_wait_for_counts_only_its_own_outcomes(engine: Engine) -> None:
+    mine = Mailbox()
+    for i in range(50):
+        engine.submit(SetParam(module="x", param="rate", value=1.0), reply=mine)  # errors are outcomes too
+        engine.submit(parse_command({"op": "set_bpm", "bpm": 100 + i}))  # another submitter's work
+    assert mine.wait_for(50, timeout=10)
+    assert mine.received == 50 and len(mine.take_all()) == 50
+    assert mine.wait_for(51, timeout=0.01) is False

@@ -11,6 +11,11 @@ Thread ownership
 - `Engine.run` (the engine thread) owns `_edit`, `_history`, `_applied_seq`.
 - Any thread may call `submit`, `snapshot`, `wait_applied`, `history_since`,
   `at`, `stats`, `add_signal`.
+- `submit` takes a sequence number and enqueues under one small lock
+  (`_submit_lock`), so items enter the queue in sequence order and the
+  applied mark (`_applied_seq`, the seq of the last applied item) only moves
+  forward. A caller that needs its own commands applied waits on its own
+  `Mailbox` (`Mailbox.wait_for`), not on the global mark.
 """
 
 from __future__ import annotations
@@ -84,16 +89,40 @@ class Mailbox:
     """Outcomes for one submitter. The engine thread puts; the owner's thread takes.
 
     `signal` (optional) is set after each put, so an event loop can react.
+    `received` counts every outcome ever put (written by the engine thread
+    only); a submitter that knows how many commands it sent blocks in
+    `wait_for(count)` until that many outcomes have arrived: its own
+    read-your-writes barrier, whatever other threads submit meanwhile.
     """
 
     def __init__(self, signal: Signal | None = None) -> None:
         self._items: deque[Outcome] = deque()
         self.signal = signal
+        self.received = 0
+        self._cond: threading.Condition | None = None  # created by the first waiter
 
     def put(self, outcome: Outcome) -> None:
         self._items.append(outcome)
+        self.received += 1
         if self.signal is not None:
             self.signal.set()
+        cond = self._cond
+        if cond is not None:
+            with cond:
+                cond.notify_all()
+
+    def wait_for(self, count: int, timeout: float | None = None) -> bool:
+        """Block until `count` outcomes have been put in all (not on the engine thread); False on timeout.
+
+        No lost wake-up: the waiter publishes `_cond` before it checks `received`
+        under the lock, and the engine bumps `received` before it reads `_cond`.
+        """
+        if self.received >= count:
+            return True
+        if self._cond is None:
+            self._cond = threading.Condition(threading.Lock())
+        with self._cond:
+            return self._cond.wait_for(lambda: self.received >= count, timeout)
 
     def take_all(self) -> list[Outcome]:
         out = []
@@ -112,6 +141,7 @@ class Engine:
         self.registry = registry or default_registry()
         self._queue: CommandQueue[_Item] = CommandQueue()
         self._seq = itertools.count(1)
+        self._submit_lock = threading.Lock()
         self._last_seq = 0
         self._applied_seq = 0
         self._edit = EditState(Document())
@@ -137,10 +167,16 @@ class Engine:
         return self._snapshot.version
 
     def submit(self, command: Any, *, origin: str = "api", reply: Mailbox | None = None, token: Any = None) -> int:
-        """Queue a validated command; return its sequence number. Never blocks."""
-        seq = next(self._seq)
-        self._last_seq = seq
-        self._queue.put((seq, command, origin, reply, token))
+        """Queue a validated command; return its sequence number. Never waits for the engine.
+
+        Taking the number and enqueueing happen under one lock: otherwise a
+        thread preempted between the two lets a later number be applied first,
+        and `wait_applied` of the earlier one would return before it is applied.
+        """
+        with self._submit_lock:
+            seq = next(self._seq)
+            self._last_seq = seq
+            self._queue.put((seq, command, origin, reply, token))
         return seq
 
     def wait_applied(self, seq: int | None = None, timeout: float | None = None) -> bool:
@@ -167,7 +203,9 @@ class Engine:
         """Submit and wait for the outcome (for tests and synchronous callers)."""
         box = Mailbox()
         seq = self.submit(command, origin=origin, reply=box)
-        if not self.wait_applied(seq, timeout):
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("the engine thread cannot wait for itself")
+        if not box.wait_for(1, timeout):
             raise TimeoutError(f"engine did not apply command {seq} within {timeout}s")
         (outcome,) = box.take_all()
         return outcome
@@ -289,7 +327,8 @@ class Engine:
         version = self._snapshot.version
         for item, err in replies:
             item[3].put(Outcome(item[0], version, err, item[4]))  # type: ignore[union-attr]
-        self._applied_seq = items[-1][0]
+        # Items arrive in seq order (see `submit`); max() keeps the mark monotonic regardless.
+        self._applied_seq = max(self._applied_seq, items[-1][0])
         if self._waiters:
             with self._done:
                 self._done.notify_all()
