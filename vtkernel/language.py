@@ -16,6 +16,10 @@ with one line that says what was expected.
 Any engine command may end with `@now`, `@step`, `@beat` or `@bar` to
 quantize it to the next step, beat or bar of the clock.
 VALUE is a JSON literal; a bare word is taken as a string.
+
+`#` starts a comment on every verb when it begins the line or follows
+whitespace, outside quotes: `set lfo1.rate 3  # faster` sets 3, while
+`set drums.pattern "bd # x"` and `set a.name "#1"` keep their `#`.
 """
 
 from __future__ import annotations
@@ -78,9 +82,36 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def strip_comment(line: str) -> str:
+    """`line` without its comment: a `#` at the start or after whitespace, outside '...' and "..." quotes.
+
+    Inside double quotes a backslash escapes the next character, as in JSON,
+    so `"a \\" # b"` stays one string. A `#` glued to a word (`bd#x`) is part of it.
+    """
+    if "#" not in line:
+        return line
+    quote = ""
+    escaped = False
+    prev_space = True
+    for i, ch in enumerate(line):
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\" and quote == '"':
+                escaped = True
+            elif ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#" and prev_space:
+            return line[:i].rstrip()
+        prev_space = ch.isspace()
+    return line
+
+
 def _split(line: str) -> list[str]:
     try:
-        return shlex.split(line, comments=True, posix=True)
+        return shlex.split(line, comments=False, posix=True)
     except ValueError as exc:
         raise VTError("invalid_command", f"cannot read the line: {exc}") from None
 
@@ -98,8 +129,7 @@ _QUANT_RE = re.compile(r"^(.*?)\s+@(\w+)$", re.DOTALL)
 
 def parse_line(line: str) -> BaseModel | ShellAction | None:
     """Parse one line; None for a blank or comment line."""
-    if line.strip().startswith("#"):
-        return None
+    line = strip_comment(line)
     m = _SET_RE.match(line)
     if m is not None:
         # VALUE is the rest of the line, so JSON with spaces needs no quoting: set s.steps [60, null, 62]

@@ -6,6 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vtkernel.api import VT
+from vtkernel.engine import Engine
 from vtkernel.language import ShellAction, help_text, parse_line
 from vtkernel.protocol import AddModule, Batch, Connect, SetBpm, SetParam, VTError
 
@@ -66,3 +68,29 @@ def test_help_lists_every_verb_from_one_table() -> None:
     for verb in ("add", "rm", "set", "get", "connect", "disconnect", "bpm", "play", "stop", "undo", "redo", "state", "open", "save", "load", "close", "watch", "unwatch"):
         assert verb in text
     assert Batch  # batches come from %%vt, not from one line
+
+
+def test_a_comment_ends_every_verb_but_not_a_quoted_value() -> None:
+    assert parse_line("set lfo1.rate 3  # faster") == SetParam(module="lfo1", param="rate", value=3)
+    assert parse_line("set lfo1.rate 3 @bar # on the bar") == SetParam(module="lfo1", param="rate", value=3, quantize="bar")
+    assert parse_line("set s.steps [60, null] # two steps") == SetParam(module="s", param="steps", value=[60, None])
+    assert parse_line('set d.pattern "bd # x"') == SetParam(module="d", param="pattern", value="bd # x")
+    assert parse_line('set d.pattern "bd \\" # x" # y') == SetParam(module="d", param="pattern", value='bd " # x')
+    assert parse_line('set a.label "#1"') == SetParam(module="a", param="label", value="#1")
+    assert parse_line("set a.label bd#x") == SetParam(module="a", param="label", value="bd#x")
+    assert parse_line("add l lfo rate=2 # slow") == AddModule(name="l", type="lfo", params={"rate": 2})
+    assert parse_line("connect a.out b.rate # mod") == Connect(src="a.out", dst="b.rate")
+    assert parse_line("bpm 90 # slower") == SetBpm(bpm=90)
+    assert parse_line("state # all of it") == ShellAction("state")
+    assert parse_line("   # only a comment") is None
+
+
+def test_a_vt_cell_with_comments_is_one_batch() -> None:
+    engine = Engine().start()
+    try:
+        vt = VT(engine)
+        vt.run("# the patch\nadd lfo1 lfo  # a slow one\nset lfo1.rate 3  # faster\n\nset lfo1.shape saw # edgy")
+        params = vt.snapshot()["modules"]["lfo1"]["params"]
+        assert (params["rate"], params["shape"]) == (3.0, "saw")
+    finally:
+        engine.stop()
