@@ -37,6 +37,7 @@ from vtkernel.protocol import (
     Redo,
     RemoveModule,
     SetBpm,
+    SetMeter,
     SetParam,
     Stop,
     Undo,
@@ -105,6 +106,10 @@ class VT:
 
     def bpm(self, bpm: float) -> None:
         self.command(SetBpm(bpm=bpm))
+
+    def meter(self, beats: int) -> None:
+        """Beats per bar (1..64): where `@bar` lands and how long a pattern's default cycle is."""
+        self.command(SetMeter(meter=beats))
 
     def play(self) -> None:
         self.command(Play())

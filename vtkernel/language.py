@@ -8,7 +8,7 @@ with one line that says what was expected.
     add NAME TYPE [PARAM=VALUE ...]   rm NAME
     set NAME.PARAM VALUE              get NAME.PARAM
     connect SRC DST                   disconnect SRC DST
-    bpm VALUE    play    stop         undo    redo
+    bpm VALUE    meter VALUE    play    stop    undo    redo
     state        open PATH    save [PATH]    load PATH
     watch PATH   unwatch PATH
     script       history [N]   stats        help [WORD]
@@ -54,6 +54,7 @@ USAGE: dict[str, tuple[str, int, int, str]] = {
     "connect": ("connect SRC DST", 2, 2, "connect MODULE.OUT to MODULE.IN"),
     "disconnect": ("disconnect SRC DST", 2, 2, "remove a connection"),
     "bpm": ("bpm VALUE", 1, 1, "set the tempo (20..999)"),
+    "meter": ("meter VALUE", 1, 1, "set the beats per bar (1..64), where @bar lands"),
     "play": ("play", 0, 0, "start the transport"),
     "stop": ("stop", 0, 0, "stop the transport"),
     "undo": ("undo", 0, 0, "undo the last patch edit"),
@@ -71,7 +72,7 @@ USAGE: dict[str, tuple[str, int, int, str]] = {
     "panel": ("panel", 0, 0, "show the GUI panel (in a notebook)"),
     "help": ("help [VERB]", 0, 1, "this help"),
 }
-ENGINE_VERBS = {"add", "rm", "set", "connect", "disconnect", "bpm", "play", "stop", "undo", "redo"}
+ENGINE_VERBS = {"add", "rm", "set", "connect", "disconnect", "bpm", "meter", "play", "stop", "undo", "redo"}
 
 
 def parse_value(text: str) -> Any:
@@ -167,6 +168,8 @@ def parse_line(line: str) -> BaseModel | ShellAction | None:
         data = {"op": verb, "src": args[0], "dst": args[1]}
     elif verb == "bpm":
         data = {"op": "set_bpm", "bpm": parse_value(args[0])}
+    elif verb == "meter":
+        data = {"op": "set_meter", "meter": parse_value(args[0])}
     else:
         data = {"op": verb}
     if quantize is not None:

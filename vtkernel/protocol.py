@@ -151,6 +151,20 @@ class SetBpm(_Command):
         return v
 
 
+class SetMeter(_Command):
+    op: Literal["set_meter"] = "set_meter"
+    # Beats per bar; the range (1..64) is checked by the engine, so 0 is `invalid_value`.
+    meter: int
+    quantize: Quantize | None = None
+
+    @field_validator("meter", mode="before")
+    @classmethod
+    def _whole_number(cls, v: Any) -> Any:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
+            raise ValueError("meter must be a whole number of beats")
+        return int(v)
+
+
 class Play(_Command):
     op: Literal["play"] = "play"
     quantize: Quantize | None = None
@@ -175,14 +189,14 @@ class Batch(_Command):
 
 
 Command = Annotated[
-    Union[AddModule, RemoveModule, SetParam, Connect, Disconnect, SetBpm, Play, Stop, Batch, Undo, Redo],
+    Union[AddModule, RemoveModule, SetParam, Connect, Disconnect, SetBpm, SetMeter, Play, Stop, Batch, Undo, Redo],
     Field(discriminator="op"),
 ]
 Batch.model_rebuild()
 
 COMMAND_MODELS: dict[str, type[BaseModel]] = {
     m.model_fields["op"].default: m
-    for m in (AddModule, RemoveModule, SetParam, Connect, Disconnect, SetBpm, Play, Stop, Batch, Undo, Redo)
+    for m in (AddModule, RemoveModule, SetParam, Connect, Disconnect, SetBpm, SetMeter, Play, Stop, Batch, Undo, Redo)
 }
 
 _command_adapter: TypeAdapter[Any] = TypeAdapter(Command)

@@ -219,3 +219,48 @@ def test_snapshot_is_a_read_only_mapping_shaped_like_the_document(two_lfos: Edit
     assert snap["connections"] == ({"src": "lfo1.out", "dst": "lfo2.rate"},)
     with pytest.raises(TypeError):
         snap["modules"]["lfo1"]["params"]["rate"] = 3  # type: ignore[index]
+
+
+def test_meter_is_set_checked_and_undone_like_bpm(two_lfos: EditState) -> None:
+    from vtkernel.engine.script import document_to_script
+    from vtkernel.language import parse_line
+    from vtkernel.protocol import SetMeter
+
+    assert parse_line("meter 3") == SetMeter(meter=3)
+    assert parse_line("meter 7 @bar # odd") == SetMeter(meter=7, quantize="bar")
+    state, paths = apply(two_lfos, parse_command({"op": "set_meter", "meter": 3}), REG)
+    assert state.doc.clock.meter == 3 and paths == [("clock", "meter")]
+    assert apply(state, parse_command({"op": "set_meter", "meter": 3}), REG)[1] == []  # no-op: no version
+    assert "vt.meter(3)" in document_to_script(state.doc).splitlines()[:3]
+    undone = run(state, {"op": "undo"})
+    assert undone.doc.clock.meter == 4
+    assert run(undone, {"op": "redo"}).doc.clock.meter == 3
+    for bad in (0, 65):
+        assert err(two_lfos, {"op": "set_meter", "meter": bad}) == "invalid_value"
+    for wrong in (True, "4", 3.5, None):
+        assert parse_err({"op": "set_meter", "meter": wrong}) == "invalid_command"
+    assert parse_err({"op": "set_meter"}) == "invalid_command"
+
+
+def test_vt_meter_and_the_script_round_trip() -> None:
+    from vtkernel.api import VT
+    from vtkernel.engine import Engine
+    from vtkernel.engine.script import document_to_script
+
+    engine = Engine().start()
+    try:
+        vt = VT(engine)
+        vt.bpm(90)
+        vt.meter(7)
+        doc = vt.snapshot().doc
+        script = document_to_script(doc)
+        assert script.splitlines()[1:3] == ["vt.bpm(90.0)", "vt.meter(7)"]
+        fresh = Engine().start()
+        try:
+            other = VT(fresh)
+            exec(compile(script, "<script>", "exec"), {"vt": other})
+            assert (other.snapshot().doc.clock.bpm, fresh.snapshot.doc.clock.meter) == (90.0, 7)
+        finally:
+            fresh.stop()
+    finally:
+        engine.stop()

@@ -58,7 +58,8 @@ def documents(draw) -> Document:
         pairs = draw(st.lists(st.tuples(st.sampled_from(outs), st.sampled_from(ins)), unique=True, max_size=6))
         connections = [{"src": s, "dst": d} for s, d in pairs]
     bpm = draw(st.floats(20, 999, allow_nan=False))
-    data = {"clock": {"bpm": bpm}, "modules": modules, "connections": connections}
+    meter = draw(st.integers(1, 64))
+    data = {"clock": {"bpm": bpm, "meter": meter}, "modules": modules, "connections": connections}
     return validate_document(data, REGISTRY)
 
 
@@ -77,6 +78,7 @@ def same_patch(a: Document, b: Document) -> bool:
     def norm(doc: Document):
         return (
             doc.clock.bpm,
+            doc.clock.meter,
             {n: (m.type, {k: (type(v), v) for k, v in m.params.items()}) for n, m in doc.modules.items()},
             set(doc.connections.keys()),
         )
@@ -106,6 +108,7 @@ def test_the_script_is_sorted_readable_python():
     script = document_to_script(validate_document(data, REGISTRY))
     assert script.splitlines()[1:] == [
         "vt.bpm(128.0)",
+        "vt.meter(4)",
         "",
         'vt.module("lfo1", "lfo", depth=1.0, rate=2.0, shape="sine")',
         'vt.module("lfo2", "lfo", depth=1.0, rate=0.5, shape="saw")',

@@ -28,6 +28,7 @@ from vtkernel.protocol import (
     Redo,
     RemoveModule,
     SetBpm,
+    SetMeter,
     SetParam,
     Stop,
     Undo,
@@ -35,6 +36,7 @@ from vtkernel.protocol import (
 )
 
 BPM_MIN, BPM_MAX = 20.0, 999.0
+METER_MIN, METER_MAX = 1, 64
 UNDO_LIMIT = 500
 # Consecutive set_param commands on one param from one origin within this
 # window are one undo step, so undo reverts a whole slider drag.
@@ -202,6 +204,16 @@ def set_bpm(doc: Document, cmd: SetBpm) -> tuple[Document, Changes]:
     return Document(replace(doc.clock, bpm=bpm), doc.modules, doc.connections), [("clock", "bpm")]
 
 
+def set_meter(doc: Document, cmd: SetMeter) -> tuple[Document, Changes]:
+    """Beats per bar: what `@bar` and a pattern's default cycle count. Undoable, like bpm."""
+    meter = cmd.meter
+    if not METER_MIN <= meter <= METER_MAX:
+        raise VTError("invalid_value", f"meter must be a whole number of beats from {METER_MIN} to {METER_MAX}, got {meter}")
+    if meter == doc.clock.meter:
+        return doc, []
+    return Document(replace(doc.clock, meter=meter), doc.modules, doc.connections), [("clock", "meter")]
+
+
 def set_playing(doc: Document, playing: bool) -> tuple[Document, Changes]:
     if doc.clock.playing == playing:
         return doc, []
@@ -242,6 +254,7 @@ _HANDLERS: dict[type, Any] = {
     Connect: connect,
     Disconnect: disconnect,
     SetBpm: lambda doc, cmd, reg: set_bpm(doc, cmd),
+    SetMeter: lambda doc, cmd, reg: set_meter(doc, cmd),
     Play: lambda doc, cmd, reg: set_playing(doc, True),
     Stop: lambda doc, cmd, reg: set_playing(doc, False),
     Batch: _apply_batch,
@@ -353,8 +366,8 @@ def validate_document(data: Any, reg: Registry) -> Document:
         meter = clock.get("meter", 4)
         if not isinstance(playing, bool):
             raise VTError("invalid_value", "clock.playing must be true or false")
-        if isinstance(meter, bool) or not isinstance(meter, int) or not 1 <= meter <= 64:
-            raise VTError("invalid_value", "clock.meter must be an integer from 1 to 64")
+        if isinstance(meter, bool) or not isinstance(meter, int) or not METER_MIN <= meter <= METER_MAX:
+            raise VTError("invalid_value", f"clock.meter must be an integer from {METER_MIN} to {METER_MAX}")
         doc = Document(Clock(doc.clock.bpm, playing, meter), doc.modules, doc.connections)
         modules = data.get("modules", {})
         if not isinstance(modules, Mapping):
@@ -400,6 +413,8 @@ def commands_for(doc: Document) -> Iterable[Any]:
     """Commands that build `doc` from an empty document (used by script generation and tests)."""
     if doc.clock.bpm != Clock().bpm:
         yield SetBpm(bpm=doc.clock.bpm)
+    if doc.clock.meter != Clock().meter:
+        yield SetMeter(meter=doc.clock.meter)
     for name, m in sorted(doc.modules.items()):
         yield AddModule(name=name, type=m.type, params={k: _plain(v) for k, v in m.params.items()})
     for src, dst in doc.sorted_connections():

@@ -1,11 +1,12 @@
 """The canonical Python script of a document: what the code shell shows and `vt.script()` returns.
 
 Running the script with `vt` in scope, on a fresh engine, rebuilds the same
-patch: bpm, every module with every param, every connection. Like undo, it
+patch: bpm, meter, every module with every param, every connection. Like undo, it
 leaves out the transport (playing) and telemetry. It is canonical, so equal
 documents give equal text:
 
-- `vt.bpm(...)` first, then `vt.module(name, type, **params)` sorted by name
+- `vt.bpm(...)` and `vt.meter(...)` first (always written, so running the
+  script over another patch resets them too), then `vt.module(name, type, **params)` sorted by name
   with all params sorted by name, then `vt.connect(src, dst)` sorted by
   `(src, dst)`;
 - values are Python literals: floats by `repr` (exact round trip), steps
@@ -31,7 +32,7 @@ _RESERVED_KWARGS = frozenset({"name", "type"})  # vt.module's own parameters
 
 def document_to_script(doc: Document) -> str:
     """The canonical script that rebuilds `doc` (see the module docstring)."""
-    lines = [HEADER, f"vt.bpm({literal(doc.clock.bpm)})"]
+    lines = [HEADER, f"vt.bpm({literal(doc.clock.bpm)})", f"vt.meter({literal(doc.clock.meter)})"]
     if doc.modules:
         lines.append("")
         for name, module in sorted(doc.modules.items()):
