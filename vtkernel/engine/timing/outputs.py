@@ -12,8 +12,9 @@ scheduler loop. Nothing here may block the clock:
 - MIDI has no timetags, so messages wait in a heap and go out at their
   exact time (`flush_midi`, called by the loop, which also wakes for them).
   Without a MIDI backend, the module reports it once and drops its notes.
-- Problems are reported once per `(module, key)`: the user sees one clear
-  line, and the clock never stops.
+- Problems are reported once per `(module, key)` until the module is edited
+  (`forget`, called by the renderer when its params, type or class change):
+  the user sees one clear line per edit, and the clock never stops.
 
 Owner: the scheduler thread; only the resolver thread writes `_resolved`
 (a deque) and the wake fd.
@@ -65,7 +66,7 @@ class SchedulerOutputs:
         self.midi_errors = 0
         self.late = 0  # sent after their own time
         self.ahead_ms: deque[float] = deque(maxlen=AHEAD_SAMPLES)
-        self._seen: set[tuple[str, str]] = set()
+        self._seen: dict[str, set[str]] = {}  # module -> keys already reported
         self._socks: dict[Destination, socket.socket] = {}
         self._resolving: dict[Destination, float] = {}  # destination -> when to try again
         self._resolved: deque[tuple[Destination, Any]] = deque()
@@ -82,9 +83,14 @@ class SchedulerOutputs:
     # ----- Outputs protocol -----------------------------------------------
 
     def report(self, module: str, key: str, message: str) -> None:
-        if (module, key) not in self._seen:
-            self._seen.add((module, key))
+        keys = self._seen.setdefault(module, set())
+        if key not in keys:
+            keys.add(key)
             self.reports.append(message)
+
+    def forget(self, module: str) -> None:
+        """The module was edited: report its problems again, once each."""
+        self._seen.pop(module, None)
 
     def record(self, module: str, event: Event) -> None:
         self.recorded.setdefault(module, []).append((event.wall, event.beat, event.value))

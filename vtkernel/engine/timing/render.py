@@ -33,11 +33,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vtkernel.engine.schema import Event, ModuleType, Outputs, ParamSpec
+from vtkernel.engine.schema import Event, ModuleType, Onset, Outputs, ParamSpec
 from vtkernel.engine.timing.clock import BEAT_EPSILON, TempoMap, WallClock, quantize_beat
 
 Segs = tuple[str, ...]
 JSONDoc = dict[str, Any]
+# What an event carries from its source pattern module through `process` modules:
+# (duration in beats, cycle position, cycles per second).
+Meta = tuple[float, float, float]
+NO_META: Meta = (0.0, 0.0, 0.0)
 
 CONTROL_STEPS_PER_BEAT = 16  # where a control signal feeding an event input is sampled
 PROBE_BEATS = 4.0  # how far ahead to look for the next onset when deciding when to wake
@@ -197,6 +201,7 @@ class Renderer:
         elif head == "modules" and len(segs) >= 4 and segs[2] == "params":
             self._base.pop(segs[1], None)
             self.muted.pop(segs[1], None)
+            self._forget(segs[1])
         else:
             self._structure_changed()
 
@@ -227,14 +232,23 @@ class Renderer:
     def _structure_changed(self) -> None:
         self._routes = None
         self._base.clear()
+        for name in self.muted:
+            self._forget(name)  # unmuted: if it fails again, that is reported again
         self.muted.clear()
         names = self.live["modules"]
         for name in list(self._instances):
             if name not in names or type(self._instances[name]) is not self.types.get(names[name]["type"]):
                 del self._instances[name]
+                self._forget(name)  # retyped, removed or hot-swapped: its next problem is news
         for name in list(self.last_values):
             if name not in names:
                 del self.last_values[name]
+
+    def _forget(self, name: str) -> None:
+        """A module was edited: its problems are reported again (once) if they happen again."""
+        forget = getattr(self.out, "forget", None)  # optional in an `Outputs`
+        if forget is not None:
+            forget(name)
 
     def set_type(self, cls: type[ModuleType]) -> None:
         """Register or hot-swap a module class: live instances are recreated, params kept."""
@@ -409,8 +423,9 @@ class Renderer:
                 best = min(best, math.ceil(h * spb - BEAT_EPSILON) / spb)
                 continue
             try:
-                for beat, _ in inst.pattern(self._params(name), h, best):
-                    best = min(best, beat)
+                inst.meter = self._meter()
+                for onset in inst.pattern(self._params(name), h, best):
+                    best = min(best, onset[0])
                     break
             except Exception as exc:
                 self._mute(name, "pattern", exc)
@@ -424,15 +439,21 @@ class Renderer:
         if end <= start:
             return
         routes = self.routes()
-        onsets: list[tuple[float, int, str, Any]] = []
+        onsets: list[tuple[float, int, str, Any, Meta]] = []
         n = 0
+        meter = self._meter()
+        tempo = self.tempo
+        assert tempo is not None
         for name in routes.sources:
             inst = self._instance(name)
             if inst is None or name in self.muted:
                 continue
             try:
-                for beat, value in self._pattern(inst, name, start, end, name in routes.mods):
-                    onsets.append((beat, n, name, value))
+                inst.meter = meter
+                bpc = float(inst.beats_per_cycle(self._params(name), meter))
+                cps = 1.0 / (bpc * tempo.seconds_per_beat)
+                for beat, value, duration in self._pattern(inst, name, start, end, name in routes.mods):
+                    onsets.append((beat, n, name, value, (duration, beat / bpc, cps)))
                     n += 1
             except Exception as exc:
                 self._mute(name, "pattern", exc)
@@ -441,32 +462,33 @@ class Renderer:
             k1 = math.ceil(end * CONTROL_STEPS_PER_BEAT - BEAT_EPSILON)
             for k in range(k0, k1):
                 beat = k / CONTROL_STEPS_PER_BEAT
-                onsets.append((beat, n, f"{src}\0{dst}", self.signal_at(src, beat)))
+                onsets.append((beat, n, f"{src}\0{dst}", self.signal_at(src, beat), NO_META))
                 n += 1
-        onsets.sort()
-        for beat, _, name, value in onsets:
+        onsets.sort(key=lambda onset: (onset[0], onset[1]))
+        for beat, _, name, value, meta in onsets:
             if "\0" in name:  # a sampled control signal, delivered to one module only
                 src, dst = name.split("\0")
                 self._note(src, beat, value)
-                self._deliver(src, dst, beat, value, 0)
+                self._deliver(src, dst, beat, value, meta, 0)
             else:
-                self._dispatch(name, beat, value, 0)
+                self._dispatch(name, beat, value, meta, 0)
 
     def _pattern(
         self, inst: ModuleType, name: str, start: float, end: float, modulated: bool
-    ) -> Iterable[tuple[float, Any]]:
+    ) -> list[tuple[float, Any, float]]:
+        """The module's onsets in `[start, end)` as `(beat, value, duration)`."""
         if not modulated:
-            return list(inst.pattern(self._params(name), start, end))
+            return [_onset(o) for o in inst.pattern(self._params(name), start, end)]
         # Modulated: sample the params at each of the module's own steps (on the
         # absolute grid, so the result does not depend on the window).
         spb = self._steps_per_beat(("modules", name))
-        out: list[tuple[float, Any]] = []
+        out: list[tuple[float, Any, float]] = []
         k = math.floor(start * spb + BEAT_EPSILON)
         while k / spb < end:
             step = k / spb
             lo, hi = max(start, step), min(end, (k + 1) / spb)
             if hi > lo:
-                out.extend(inst.pattern(self.params_at(name, step), lo, hi))
+                out.extend(_onset(o) for o in inst.pattern(self.params_at(name, step), lo, hi))
             k += 1
         return out
 
@@ -475,12 +497,12 @@ class Renderer:
         self.last_values[name] = (self.tempo.time_of(beat), value)
         self.counters.events += 1
 
-    def _dispatch(self, src: str, beat: float, value: Any, depth: int) -> None:
+    def _dispatch(self, src: str, beat: float, value: Any, meta: Meta, depth: int) -> None:
         self._note(src, beat, value)
         for dst in self.routes().events_to.get(src, ()):
-            self._deliver(src, dst, beat, value, depth)
+            self._deliver(src, dst, beat, value, meta, depth)
 
-    def _deliver(self, src: str, dst: str, beat: float, value: Any, depth: int) -> None:
+    def _deliver(self, src: str, dst: str, beat: float, value: Any, meta: Meta, depth: int) -> None:
         inst = self._instance(dst)
         cls = self._type_of(dst)
         if inst is None or cls is None or dst in self.muted:
@@ -496,7 +518,9 @@ class Renderer:
             tempo = self.tempo
             assert tempo is not None
             t = tempo.time_of(beat)
-            event = Event(beat, t, self.wall.wall(t), tempo.timetag_of(beat), value, src, tempo.seconds_per_beat)
+            event = Event(
+                beat, t, self.wall.wall(t), tempo.timetag_of(beat), value, src, tempo.seconds_per_beat, *meta
+            )
             try:
                 inst.emit(params, event, self.out)
             except Exception as exc:
@@ -510,7 +534,7 @@ class Renderer:
             if result is None:
                 return
             for v in result if isinstance(result, (list, tuple)) else (result,):
-                self._dispatch(dst, beat, v, depth + 1)
+                self._dispatch(dst, beat, v, meta, depth + 1)
 
     # ----- telemetry ------------------------------------------------------
 
@@ -531,6 +555,13 @@ class Renderer:
             elif role in ("pattern", "process") and name in self.last_values:
                 out[name] = self.last_values[name][1]
         return out
+
+
+def _onset(onset: Onset) -> tuple[float, Any, float]:
+    """`(beat, value)` or `(beat, value, duration)` from a module's `pattern` as `(beat, value, duration)`."""
+    if len(onset) == 3:
+        return onset[0], onset[1], float(onset[2])
+    return onset[0], onset[1], 0.0
 
 
 def modulate(spec: ParamSpec, base: Any, amount: float) -> Any:
