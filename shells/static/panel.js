@@ -328,6 +328,7 @@ function sameValue(a, b) {
 
 // A slider's position (0..SLIDER_STEPS) <-> a value; logarithmic for wide positive ranges.
 const SLIDER_STEPS = 1000;
+const STEP_KEYS = new Set(["ArrowUp", "ArrowDown", "PageUp", "PageDown"]);
 
 function sliderScale(spec) {
   const lo = spec.min;
@@ -379,7 +380,6 @@ class Control {
     this.inflight = null;
     this.queued = undefined;
     this.dragging = false;
-    this.lastSent = undefined;
     this.error = h("span", { class: "vt-field-error", role: "alert", id: nextId("err"), "data-vt-error-for": label });
   }
 
@@ -393,7 +393,6 @@ class Control {
 
   send(value) {
     this.queued = undefined;
-    this.lastSent = value;
     this.inflight = this.view.client.command(this.command(value), (reply) => this.answered(reply, value));
   }
 
@@ -403,7 +402,7 @@ class Control {
       // What the user typed stays (with the reason next to it) until they fix it or leave the field.
       this.error.textContent = `${reply.error.message}`;
       this.setInvalid(true);
-      this.lastSent = undefined;
+      this.rejected();
     } else {
       this.error.textContent = "";
       this.setInvalid(false);
@@ -437,6 +436,9 @@ class Control {
 
   /** The kernel took `value`: if the field still holds it, it is no longer an edit in progress. */
   accepted(_value) {}
+
+  /** The kernel refused what the user typed: it stays in the field, as a draft, while they are there. */
+  rejected() {}
 
   describe() {
     for (const el of this.inputs()) el.setAttribute("aria-describedby", this.error.id);
@@ -474,21 +476,30 @@ class NumberControl extends Control {
       "aria-describedby": undefined,
     });
     if (spec.doc) this.number.title = spec.doc;
+    // Typing is a draft: nothing is sent until Enter, leaving the field (change) or a step
+    // (arrow keys, PageUp/PageDown); a draft is never overwritten by a change from elsewhere.
+    this.dirty = false;
+    this.stepping = false;
+    this.number.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") {
+        e.preventDefault();
+        this.commitTyped();
+      } else if (e.key === "Escape") {
+        this.dirty = false;
+        this.sync(true);
+      } else if (STEP_KEYS.has(e.key)) {
+        this.stepping = true; // the browser steps the value, then fires `input`
+      }
+    });
     this.number.addEventListener("input", () => {
+      const stepped = this.stepping;
+      this.stepping = false;
+      this.dirty = true;
       const v = this.number.valueAsNumber;
-      if (inRange(spec, v)) {
-        this.moveSlider(v);
-        if (!sameValue(v, this.lastSent)) this.commit(v);
-      }
+      if (inRange(spec, v)) this.moveSlider(v);
+      if (stepped) this.commitTyped();
     });
-    this.number.addEventListener("change", () => {
-      const v = this.number.value === "" ? NaN : this.number.valueAsNumber;
-      if (!Number.isFinite(v)) {
-        this.sync(true); // empty or unreadable: show the kernel's value again
-        return;
-      }
-      if (!sameValue(v, this.lastSent) || this.number.getAttribute("aria-invalid")) this.commit(v);
-    });
+    this.number.addEventListener("change", () => this.commitTyped());
     this.number.addEventListener("blur", () => {
       if (!this.busy()) this.sync(true);
     });
@@ -525,8 +536,20 @@ class NumberControl extends Control {
     return [this.number];
   }
 
-  accepted(value) {
-    if (this.number.valueAsNumber === value) this.number.dataset.shown = this.number.value;
+  rejected() {
+    this.dirty = true;
+  }
+
+  /** Send what the field holds, once; an empty or unreadable field shows the kernel's value again. */
+  commitTyped() {
+    if (!this.dirty && !this.number.getAttribute("aria-invalid")) return;
+    const v = this.number.value === "" ? NaN : this.number.valueAsNumber;
+    this.dirty = false;
+    if (!Number.isFinite(v)) {
+      this.sync(true);
+      return;
+    }
+    this.commit(v);
   }
 
   moveSlider(v) {
@@ -534,13 +557,13 @@ class NumberControl extends Control {
   }
 
   editing() {
-    return document.activeElement === this.number && this.number.value !== this.number.dataset.shown;
+    return this.dirty && document.activeElement === this.number;
   }
 
   show(value) {
     const text = fmt(value);
-    this.number.value = text;
-    this.number.dataset.shown = text;
+    this.dirty = false;
+    if (this.number.value !== text) this.number.value = text;
     if (typeof value === "number") this.moveSlider(value);
   }
 

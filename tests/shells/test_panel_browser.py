@@ -93,6 +93,15 @@ def wait_input(page: Any, selector: str, expected: str, timeout_ms: float = 1000
     )
 
 
+def wait_panels_at(page: Any, version: int, timeout_ms: float = 5000) -> None:
+    """Every panel's mirror has reached `version` (the delta that carries it has been applied)."""
+    page.wait_for_function(
+        "(v) => [...document.querySelectorAll('.vt-panel')].every((p) => Number(p.dataset.vtVersion) >= v)",
+        arg=version,
+        timeout=timeout_ms,
+    )
+
+
 def shell_reply(client: VTClient, msg_id: str, timeout: float = 10) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -270,7 +279,7 @@ def test_the_panel_is_served_while_a_cell_runs(page: Any, kernel_side: VTClient)
     assert shell_reply(kernel_side, msg_id, timeout=10)["content"]["status"] == "ok"
 
 
-def test_controls_are_labelled_and_reachable_by_keyboard(page: Any) -> None:
+def test_controls_are_labelled_and_reachable_by_keyboard(page: Any, kernel_side: VTClient) -> None:
     unlabelled = panel(page).evaluate(
         """(root) => [...root.querySelectorAll('input, select, textarea, button')].filter((el) => {
             const byFor = el.id && root.querySelector(`label[for="${el.id}"]`);
@@ -283,14 +292,45 @@ def test_controls_are_labelled_and_reachable_by_keyboard(page: Any) -> None:
     rate = param(page, "lfo1.rate")
     rate.focus()
     page.keyboard.press("Control+A")
-    page.keyboard.type("2.5")
+    page.keyboard.type("2.5", delay=30)
     page.keyboard.press("Enter")
+    wait_kernel(kernel_side, "lfo1", "rate", 2.5)
+    wait_panels_at(page, kernel_side.version)
     assert rate.input_value() == "2.5"
     slider = panel(page).locator('[data-vt-slider="lfo1.depth"]')
     slider.focus()
     before = slider.input_value()
     page.keyboard.press("ArrowLeft")
     assert slider.input_value() != before
+
+
+def test_a_typed_number_is_a_draft_until_enter_and_is_never_overwritten(page: Any, kernel_side: VTClient) -> None:
+    rate = param(page, "lfo1.rate")
+    rate.focus()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("2")
+    # someone else changes the same param while the user is typing
+    reply = kernel_side.call({"op": "set_param", "module": "lfo1", "param": "rate", "value": 3.0})
+    assert reply["type"] == "ack"
+    wait_panels_at(page, reply["version"])
+    assert param(page, "lfo1.rate", n=1).input_value() == "3"  # the other panel shows it
+    assert rate.input_value() == "2"  # the draft is not overwritten
+    page.keyboard.type(".5")
+    assert rate.input_value() == "2.5"
+    assert value_in_kernel(kernel_side, "lfo1", "rate") == 3.0  # keystrokes are not commands
+    page.keyboard.press("Enter")
+    wait_kernel(kernel_side, "lfo1", "rate", 2.5)
+    assert kernel_side.version == reply["version"] + 1  # the whole draft was one command
+    wait_panels_at(page, kernel_side.version)
+    assert rate.input_value() == "2.5"
+    # an arrow key is a step: it commits at once
+    page.keyboard.press("ArrowUp")
+    wait_kernel(kernel_side, "lfo1", "rate", 3.5)
+    # Escape drops a draft and shows the kernel's value
+    page.keyboard.type("9")
+    page.keyboard.press("Escape")
+    wait_input(page, '[data-vt-param="lfo1.rate"]', "3.5")
+    assert value_in_kernel(kernel_side, "lfo1", "rate") == 3.5
 
 
 def _luminance(rgb: str) -> float:
