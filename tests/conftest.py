@@ -148,6 +148,11 @@ class VTClient:
         self.version = -1
         self.gaps = 0
         self.times: list[float] = []
+        # Messages on other comm ids of this connection (a second comm a test opened by hand);
+        # a comm_close is recorded as {"type": "comm_close"}.
+        self.others: dict[str, list[dict[str, Any]]] = {}
+        # A zmq socket is not thread-safe: the reader thread sends resyncs while a test sends commands.
+        self.send_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._cond = threading.Condition()
         self._stop = False
@@ -165,7 +170,9 @@ class VTClient:
             self.send({"type": "resync"})
 
     def _send_raw(self, msg_type: str, content: dict[str, Any]) -> None:
-        self.kc.shell_channel.send(self.kc.session.msg(msg_type, content))
+        msg = self.kc.session.msg(msg_type, content)
+        with self.send_lock:
+            self.kc.shell_channel.send(msg)
 
     def send(self, data: Any) -> None:
         self._send_raw("comm_msg", {"comm_id": self.comm_id, "data": data})
@@ -221,6 +228,13 @@ class VTClient:
                 continue
             except Exception:
                 return
+            comm_id = msg["content"].get("comm_id") if msg["msg_type"] in ("comm_msg", "comm_close") else None
+            if comm_id is not None and comm_id != self.comm_id:
+                with self._cond:
+                    data = msg["content"].get("data") if msg["msg_type"] == "comm_msg" else {"type": "comm_close"}
+                    self.others.setdefault(comm_id, []).append(data)
+                    self._cond.notify_all()
+                continue
             if msg["msg_type"] == "comm_close" and msg["content"].get("comm_id") == self.comm_id:
                 continue
             if msg["msg_type"] != "comm_msg" or msg["content"].get("comm_id") != self.comm_id:

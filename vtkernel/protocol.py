@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 PROTOCOL_VERSION = 1
 COMM_TARGET = "vtkernel.state"
 MAX_MESSAGE_BYTES = 1 << 20  # 1 MiB: larger comm messages are refused whole.
+MAX_ORIGIN_CHARS = 64  # shell names and origins: every delta to every client carries one
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 PORT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\.[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -85,6 +86,56 @@ def _check_port(value: str) -> str:
     return value
 
 
+_SCALARS = (int, float, bool, type(None))
+
+
+def find_unencodable(value: Any) -> str | None:
+    """The first lone surrogate in any string of `value` (keys and nested lists/maps too), or None.
+
+    JSON may carry `"\\udfff"`, but such a string cannot be encoded as UTF-8,
+    so a document that held one could be sent to nobody: every delta and
+    snapshot would fail. Iterative, so a deep value cannot exhaust the stack.
+    """
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is str:
+            if not v.isascii():
+                try:
+                    v.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    return v[exc.start]
+        elif t in _SCALARS:
+            continue
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, str):  # a str subclass
+            stack.append(str(v))
+    return None
+
+
+def _surrogate_message(what: str, char: str) -> str:
+    return f"{what} holds a lone surrogate {char!r}, which is not valid Unicode text"
+
+
+def _check_value(value: Any) -> Any:
+    char = find_unencodable(value)
+    if char is not None:
+        raise VTError("invalid_value", _surrogate_message("the value", char))
+    return value
+
+
+def _check_text(value: Any) -> Any:
+    char = find_unencodable(value)
+    if char is not None:
+        raise VTError("invalid_command", _surrogate_message("a string", char))
+    return value
+
+
 class _Command(BaseModel):
     model_config = _STRICT
 
@@ -97,6 +148,8 @@ class AddModule(_Command):
     quantize: Quantize | None = None
 
     _name = field_validator("name")(_check_name)
+    _type = field_validator("type")(_check_text)
+    _params = field_validator("params")(_check_value)
 
 
 class RemoveModule(_Command):
@@ -116,6 +169,7 @@ class SetParam(_Command):
 
     _module = field_validator("module")(_check_name)
     _param = field_validator("param")(_check_name)
+    _value = field_validator("value")(_check_value)
 
 
 class Connect(_Command):
@@ -253,6 +307,8 @@ class Hello(BaseModel):
     shell: str = "unknown"
     telemetry: bool = False
 
+    _shell = field_validator("shell")(_check_text)
+
 
 class SnapshotMsg(BaseModel):
     model_config = _MSG
@@ -330,6 +386,8 @@ class TextMsg(BaseModel):
     id: MsgId | None = None
     text: str
 
+    _text = field_validator("text")(_check_text)
+
 
 class ResyncMsg(BaseModel):
     model_config = _MSG
@@ -349,6 +407,8 @@ class RunScriptMsg(BaseModel):
     type: Literal["run_script"]
     id: MsgId | None = None
     text: str
+
+    _text = field_validator("text")(_check_text)
 
 
 ClientMsg = Annotated[

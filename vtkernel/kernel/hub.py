@@ -25,13 +25,14 @@ import asyncio
 import concurrent.futures
 import itertools
 import json
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from vtkernel.engine.delta import render_ops
 from vtkernel.engine.document import Path, Snapshot
@@ -39,6 +40,7 @@ from vtkernel.engine.engine import Engine, Mailbox, Outcome, Signal
 from vtkernel.language import ShellAction, parse_line
 from vtkernel.protocol import (
     MAX_MESSAGE_BYTES,
+    MAX_ORIGIN_CHARS,
     CommandMsg,
     GetScriptMsg,
     Hello,
@@ -46,7 +48,9 @@ from vtkernel.protocol import (
     RunScriptMsg,
     TextMsg,
     VTError,
+    describe_validation_error,
     error_msg,
+    find_unencodable,
     message_size,
     parse_client_message,
     parse_command,
@@ -57,6 +61,8 @@ DELTA_BURST = 4.0  # a client idle for a while may get this many deltas at once 
 IOPUB_BUDGET = 450.0  # all hub messages per second (the spec's ceiling is 500)
 BUDGET_BURST = 60.0
 TELEMETRY_RATE = 30.0
+
+log = logging.getLogger("vtkernel.hub")
 
 
 class Sender(Protocol):
@@ -121,18 +127,18 @@ class Hub:
         self._telemetry_task: asyncio.TimerHandle | None = None
         self._last_telemetry: dict[str, Any] | None = None
         self._telemetry_seen: set[int] = set()  # clients that got `_last_telemetry`
-        self.stats = {"sent": 0, "deltas": 0, "acks": 0, "errors": 0, "snapshots": 0}
+        self.stats = {"sent": 0, "deltas": 0, "acks": 0, "errors": 0, "snapshots": 0, "send_errors": 0}
         engine.add_signal(self._signal)
 
     # ----- clients -------------------------------------------------------------
 
     def add_client(self, sender: Sender, hello_data: Any = None) -> Client:
-        """Subscribe a client: it gets a snapshot (and the schema) at once."""
-        try:
-            hello = Hello.model_validate(hello_data or {})
-        except Exception:
-            hello = Hello(shell="unknown")
-            sender.send(error_msg(None, "bad_message", "bad comm_open data: expected {protocol: 1, shell, telemetry}"))
+        """Subscribe a client: it gets a snapshot (and the schema) at once.
+
+        A bad hello raises `VTError` and subscribes nothing: the caller
+        answers it with an `error` (and closes the comm).
+        """
+        hello = parse_hello(hello_data)
         client = Client(sender, hello, next(self._ids))
         self._clients[client.cid] = client
         self._send_snapshot(client)
@@ -169,8 +175,8 @@ class Hub:
     def handle(self, client: Client, data: Any) -> None:
         """One message from a client. Never raises: every problem becomes an `error` reply."""
         msg_id = data.get("id") if isinstance(data, dict) else None
-        if not isinstance(msg_id, (int, str)) or isinstance(msg_id, bool):
-            msg_id = None
+        if not isinstance(msg_id, (int, str)) or isinstance(msg_id, bool) or find_unencodable(msg_id) is not None:
+            msg_id = None  # an id we could not echo back is not recovered
         try:
             if message_size(data) > MAX_MESSAGE_BYTES:
                 raise VTError("bad_message", f"message larger than {MAX_MESSAGE_BYTES} bytes refused")
@@ -314,7 +320,7 @@ class Hub:
             self._send_snapshot(client)
             return
         ops = render_ops(base.doc, snap.doc, paths)
-        origin = snap.change.origin if snap.change is not None else ""
+        origin = safe_origin(snap.change.origin) if snap.change is not None else ""
         self._send(client, {"type": "delta", "base": base.version, "version": snap.version, "ops": ops, "origin": origin})
         self.stats["deltas"] += 1
         client.sent = snap
@@ -404,11 +410,43 @@ class Hub:
             return
         self._refill()
         self._tokens -= 1.0
+        try:
+            client.sender.send(msg)
+        except (ValueError, TypeError):
+            # The message could not be encoded: a bug (validation lets no such value in),
+            # never this client's fault. Say so in the kernel log and keep the client.
+            self.stats["send_errors"] += 1
+            log.exception("vtkernel hub: could not encode a %r message for client %d (%s)", msg["type"], client.cid, client.hello.shell)
+            return
+        except Exception:
+            # This client's transport broke: drop it alone, the others carry on.
+            self.stats["send_errors"] += 1
+            log.warning("vtkernel hub: dropped client %d (%s): its send failed", client.cid, client.hello.shell, exc_info=True)
+            self.remove_client(client)
+            return
         self.stats["sent"] += 1
         if msg["type"] == "ack":
             self.stats["acks"] += 1
-        try:
-            client.sender.send(msg)
-        except Exception:
-            # A client whose transport broke is dropped; the others carry on.
-            self.remove_client(client)
+
+
+def parse_hello(data: Any) -> Hello:
+    """Validate a comm_open's data; raise VTError(`bad_message`) with one line."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise VTError("bad_message", "bad comm_open data: expected an object {protocol: 1, shell, telemetry}")
+    try:
+        return Hello.model_validate(data)
+    except VTError as exc:
+        raise VTError("bad_message", f"bad comm_open data: shell: {exc.message}") from None
+    except ValidationError as exc:
+        raise VTError("bad_message", "bad comm_open data: " + describe_validation_error(exc, "hello")) from None
+
+
+def safe_origin(origin: str) -> str:
+    """An origin fit to send: valid UTF-8 and at most MAX_ORIGIN_CHARS (origins come from file names too)."""
+    if len(origin) > MAX_ORIGIN_CHARS:
+        origin = origin[:MAX_ORIGIN_CHARS]
+    if not origin.isascii() and find_unencodable(origin) is not None:
+        origin = origin.encode("utf-8", "backslashreplace").decode("utf-8")
+    return origin

@@ -34,7 +34,7 @@ from vtkernel.kernel import subshell
 from vtkernel.kernel.hub import Hub
 from vtkernel.kernel.panel import make_panel
 from vtkernel.language import ShellAction
-from vtkernel.protocol import COMM_TARGET, VTError
+from vtkernel.protocol import COMM_TARGET, VTError, error_msg
 
 log = logging.getLogger("vtkernel")
 
@@ -168,8 +168,11 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
 
         def register() -> None:
             assert self.hub is not None
-            client = self.hub.add_client(sender, data)
-            sender.client = client
+            try:
+                sender.client = self.hub.add_client(sender, data)
+            except VTError as exc:  # a bad hello: say why, subscribe nothing, close the comm
+                sender.send(error_msg(None, exc.code, exc.message))
+                comm.close()
 
         self.on_hub(register)
 
@@ -309,7 +312,7 @@ class KernelServices:
         )
         self.fns: dict[str, Callable[..., Any]] = {
             "script": lambda: self.script_for(self.engine.snapshot),
-            "stats": self.stats_text,
+            "stats": self.stats,  # a dict: vt.stats() returns it, `%vt stats` formats it
             "watch": self.watch,
             "unwatch": self.unwatch,
             "recorded": lambda name: kernel.runtime.recorded(name),
@@ -443,12 +446,6 @@ class KernelServices:
         out["live"] = self.live.stats()
         out["clock"] = self.kernel.runtime.stats()
         return out
-
-    def stats_text(self) -> str:
-        lines = []
-        for section, values in self.stats().items():
-            lines.append(f"{section}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
-        return "\n".join(lines)
 
     def telemetry(self) -> dict[str, Any] | None:
         runtime = self.kernel.runtime

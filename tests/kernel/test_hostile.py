@@ -1,0 +1,173 @@
+"""Hostile comm input against a real kernel (issue 14, "Comm input"): each attack gets one
+clear error line, changes nothing, and never takes another client down.
+
+The attacks are sent as the raw bytes a hostile frontend could put on the wire:
+jupyter_client's own packer refuses to encode a lone surrogate, so these tests
+sign and send hand-made frames with the connection's key.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.conftest import Kernel, VTClient
+
+
+def ascii_json(obj: Any) -> bytes:
+    """JSON as a hostile client may write it: `\\udfff` escapes are valid JSON text."""
+    return json.dumps(obj, ensure_ascii=True).encode()
+
+
+def send_frames(c: VTClient, msg_type: str, content: bytes) -> None:
+    """Sign and send one shell message whose content frame is exactly `content`."""
+    s = c.kc.session
+    msg = s.msg(msg_type, {})
+    parts = [s.pack(msg["header"]), s.pack(msg["parent_header"]), s.pack(msg["metadata"]), content]
+    with c.send_lock:
+        c.kc.shell_channel.socket.send_multipart([b"<IDS|MSG>", s.sign(parts), *parts])
+
+
+def send_data(c: VTClient, data: Any) -> None:
+    send_frames(c, "comm_msg", ascii_json({"comm_id": c.comm_id, "data": data}))
+
+
+def raw_reply(c: VTClient, msg_id: Any) -> dict[str, Any]:
+    return c.reply(msg_id, timeout=10)
+
+
+SURROGATE = "\udfff"
+
+
+def test_a_lone_surrogate_in_any_string_of_a_command_is_rejected(kernel: Kernel) -> None:
+    kernel.ok("vt.module('o', 'osc_out'); vt.module('l', 'lfo')")
+    before = kernel.ok("%vt state")
+    c = kernel.client(shell="attacker")
+    cases: dict[str, tuple[dict[str, Any], str]] = {
+        "value": ({"op": "set_param", "module": "o", "param": "host", "value": SURROGATE}, "invalid_value"),
+        "nested": (
+            {"op": "add_module", "name": "s", "type": "seq", "params": {"steps": [[1, {"k": SURROGATE}]]}},
+            "invalid_value",
+        ),
+        "key": ({"op": "add_module", "name": "s", "type": "seq", "params": {SURROGATE: 1}}, "invalid_value"),
+        "name": ({"op": "remove_module", "name": "l" + SURROGATE}, "invalid_command"),
+        "type": ({"op": "add_module", "name": "s", "type": "seq" + SURROGATE}, "invalid_command"),
+        "batch": (
+            {"op": "batch", "commands": [{"op": "set_param", "module": "o", "param": "host", "value": "x" + SURROGATE}]},
+            "invalid_value",
+        ),
+    }
+    for i, (what, (command, code)) in enumerate(cases.items()):
+        send_data(c, {"type": "command", "id": f"c{i}", "command": command})
+        reply = raw_reply(c, f"c{i}")
+        assert reply["type"] == "error" and reply["error"]["code"] == code, (what, reply)
+        assert "\n" not in reply["error"]["message"], reply
+        assert "surrogate" in reply["error"]["message"] or what == "name", reply  # names: letters, digits, _
+    send_data(c, {"type": "text", "id": "t", "text": "set o.host " + SURROGATE})
+    assert raw_reply(c, "t")["error"]["code"] in ("invalid_value", "invalid_command")
+    assert kernel.ok("%vt state") == before
+    c.close()
+
+
+def test_one_clients_surrogate_never_cuts_off_the_others(kernel: Kernel) -> None:
+    kernel.ok("vt.module('o', 'osc_out')")
+    bystander = kernel.client(shell="bystander")
+    attacker = kernel.client(shell="attacker")
+    send_data(attacker, {"type": "command", "id": "bad", "command": {"op": "set_param", "module": "o", "param": "host", "value": SURROGATE}})
+    assert raw_reply(attacker, "bad")["type"] == "error"
+    # The bystander's commands are still acked, and it sees the change it made.
+    reply = bystander.call({"op": "set_param", "module": "o", "param": "host", "value": "10.0.0.9"})
+    assert reply["type"] == "ack"
+    assert bystander.wait_for(lambda: bystander.version >= reply["version"])
+    assert bystander.mirror is not None and bystander.mirror["modules"]["o"]["params"]["host"] == "10.0.0.9"
+    # A newcomer still gets its snapshot, and the attacker is still served.
+    newcomer = kernel.client(shell="newcomer")
+    assert newcomer.mirror is not None and newcomer.mirror["modules"]["o"]["params"]["host"] == "10.0.0.9"
+    assert attacker.call({"op": "set_bpm", "bpm": 100})["type"] == "ack"
+    for c in (bystander, attacker, newcomer):
+        c.close()
+
+
+def test_a_hello_whose_shell_holds_a_lone_surrogate_is_refused_and_not_subscribed(kernel: Kernel) -> None:
+    bystander = kernel.client(shell="bystander")
+    bad = kernel.client(shell="prober")  # a second comm on this connection carries the bad hello
+    comm_id = "bad-hello-comm"
+    send_frames(
+        bad,
+        "comm_open",
+        ascii_json({"comm_id": comm_id, "target_name": "vtkernel.state", "data": {"protocol": 1, "shell": "x" + SURROGATE}}),
+    )
+    seen = bad.others
+    assert bad.wait_for(lambda: {"type": "comm_close"} in seen.get(comm_id, [])), seen
+    # An error, then the kernel closes the comm: no snapshot, no schema, never subscribed.
+    assert [m["type"] for m in seen[comm_id]] == ["error", "comm_close"], seen
+    error = seen[comm_id][0]["error"]
+    assert error["code"] == "bad_message" and "surrogate" in error["message"] and "\n" not in error["message"]
+    assert kernel.ok("print(len(get_ipython().kernel.hub.clients))").strip() == "2"  # bystander, prober
+    assert bystander.call({"op": "set_bpm", "bpm": 99})["type"] == "ack"
+    bad.close()
+    bystander.close()
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.arrived: Any = None  # an asyncio.Event, set on the hub loop at each message
+
+    def send(self, msg: dict[str, Any]) -> None:
+        json.dumps(msg, ensure_ascii=False).encode()  # what the comm's packer does
+        self.messages.append(msg)
+        if self.arrived is not None:
+            self.arrived.set()
+
+
+class _Broken:
+    """A transport that has gone away (a closed socket, a closed panel)."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+        self.calls = 0
+
+    def send(self, msg: dict[str, Any]) -> None:
+        self.calls += 1
+        raise self.exc
+
+
+def test_one_failing_send_drops_only_that_client_and_is_logged(caplog: Any) -> None:
+    """Fault injection at the hub's transport: the engine and hub are real, two transports fail."""
+    import asyncio
+    import logging
+
+    from vtkernel.engine import Engine, default_registry
+    from vtkernel.kernel.hub import Hub
+    from vtkernel.protocol import SetBpm
+
+    engine = Engine(default_registry()).start()
+    loop = asyncio.new_event_loop()
+    try:
+        hub = Hub(engine, loop)
+        good, gone, unencodable = _Recorder(), _Broken(ConnectionError("closed")), _Broken(ValueError("cannot encode"))
+        with caplog.at_level(logging.INFO, logger="vtkernel"):
+            clients = [hub.add_client(s, {"shell": name}) for s, name in ((gone, "gone"), (unencodable, "bad"), (good, "good"))]
+            outcome = engine.call(SetBpm(bpm=133))
+
+            async def settle() -> None:
+                good.arrived = asyncio.Event()
+                while not any(m["type"] == "delta" and m["version"] >= outcome.version for m in good.messages):
+                    await good.arrived.wait()
+                    good.arrived.clear()
+
+            loop.run_until_complete(asyncio.wait_for(settle(), 5))
+        assert clients[0].closed and not clients[2].closed
+        assert not clients[1].closed  # an encoding failure is a bug, not this client's transport: keep it
+        assert [m["type"] for m in good.messages[:2]] == ["snapshot", "schema"]
+        assert hub.stats["send_errors"] >= 2
+        text = caplog.text
+        assert "dropped client" in text and "gone" in text and "could not encode" in text and "Traceback" in text
+        late = _Recorder()
+        hub.add_client(late, {"shell": "late"})
+        assert late.messages[0]["type"] == "snapshot" and late.messages[0]["state"]["clock"]["bpm"] == 133.0
+    finally:
+        hub.close()
+        engine.stop()
+        loop.close()
