@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/apt-deps.sh
 python -m pip install -q --disable-pip-version-check -e ".[test]"
+# Strudel 1.1, the reference of the pattern tests, pinned by tests/strudel/package-lock.json
+if command -v npm >/dev/null; then npm ci --prefix tests/strudel --no-audit --no-fund --loglevel=error >/dev/null; fi
 python -m vtkernel install --sys-prefix >/dev/null
 echo "== ruff"; python -m ruff check vtkernel shells tests benchmarks
 echo "== import-linter"; lint-imports --no-cache
