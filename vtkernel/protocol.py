@@ -22,8 +22,10 @@ COMM_TARGET = "vtkernel.state"
 MAX_MESSAGE_BYTES = 1 << 20  # 1 MiB: larger comm messages are refused whole.
 MAX_ORIGIN_CHARS = 64  # shell names and origins: every delta to every client carries one
 
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-PORT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\.[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# \A...\Z, not ^...$: `$` also matches before a final "\n", so `.match` would let "lfo\n" in.
+# Use them with `fullmatch` (which every caller here does); the anchors keep `.match` safe too.
+NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+PORT_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,63}\.[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 
 ErrorCode = Literal[
     "bad_message",
@@ -75,13 +77,13 @@ _STRICT = ConfigDict(extra="forbid", frozen=True, str_strict=True)
 
 
 def _check_name(value: str) -> str:
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         raise ValueError(f"bad module name {value!r}: use letters, digits and _, not starting with a digit, at most 64")
     return value
 
 
 def _check_port(value: str) -> str:
-    if not PORT_RE.match(value):
+    if not PORT_RE.fullmatch(value):
         raise ValueError(f"bad port {value!r}: expected MODULE.PORT")
     return value
 

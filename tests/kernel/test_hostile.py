@@ -171,3 +171,28 @@ def test_one_failing_send_drops_only_that_client_and_is_logged(caplog: Any) -> N
         hub.close()
         engine.stop()
         loop.close()
+
+
+def test_names_and_ports_with_a_trailing_newline_are_rejected(kernel: Kernel) -> None:
+    kernel.ok("vt.module('lfo', 'lfo'); vt.module('s', 'seq')")
+    before = kernel.ok("%vt state")
+    c = kernel.client()
+    for command in (
+        {"op": "add_module", "name": "lfo2\n", "type": "lfo"},
+        {"op": "remove_module", "name": "lfo\n"},
+        {"op": "set_param", "module": "lfo", "param": "rate\n", "value": 2},
+        {"op": "connect", "src": "lfo.out", "dst": "s.division\n"},
+        {"op": "connect", "src": "lfo.out\n", "dst": "s.division"},
+    ):
+        reply = c.call(command)
+        assert reply["type"] == "error" and reply["error"]["code"] == "invalid_command", (command, reply)
+    # The same rule in a session file the kernel opens (validate_document).
+    bad = kernel.execute(
+        "import json, tempfile, os\n"
+        "from vtkernel.engine.apply import validate_document\n"
+        "from vtkernel.engine import default_registry\n"
+        "validate_document({'modules': {'x\\n': {'type': 'lfo', 'params': {}}}}, default_registry())"
+    )
+    assert bad["status"] == "error" and "bad module name" in str(bad["error"]), bad
+    assert kernel.ok("%vt state") == before
+    c.close()
