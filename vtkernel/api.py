@@ -19,6 +19,7 @@ cells and watched files); other shells reach the engine through the hub.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -206,6 +207,8 @@ class VT:
         parsed_line = parse_line(lines[0])
         if parsed_line is None:
             return None
+        if isinstance(parsed_line, (Undo, Redo)):
+            return self._undo_text(parsed_line.op, self._now(parsed_line))
         if isinstance(parsed_line, BaseModel):
             self.command(parsed_line)
             self.flush()
@@ -218,16 +221,27 @@ class VT:
         if verb == "state":
             return self.snapshot().to_json_text()
         if verb == "get":
-            import json
-
             module, param = parse_get(action)
             return json.dumps(_param(self.snapshot(), module, param))
         if verb == "help":
             return help_text(action.args[0] if action.args else None)
         if verb == "history":
             return self.history_text(int(action.args[0]) if action.args else 20)
+        if verb == "stats":
+            return format_stats(self.stats())
         result = self._service(verb, *action.args)
         return result if result is None or hasattr(result, "_repr_mimebundle_") or hasattr(result, "_ipython_display_") else str(result)
+
+    def _undo_text(self, verb: str, version: int) -> str:
+        """`undo -> v12: lfo1.rate 3.0 -> 2.0`: what an undo or redo changed, read from the history."""
+        hist = self._engine.history()
+        for i in range(len(hist) - 1, 0, -1):
+            after = hist[i]
+            if after.version == version and after.change is not None:
+                lines = describe_paths(hist[i - 1].doc, after.doc, after.change.paths)
+                shown = "; ".join(lines[:6]) + (f"; ... and {len(lines) - 6} more" if len(lines) > 6 else "")
+                return f"{verb} -> v{version}: {shown or 'nothing changed'}"
+        return f"{verb} -> v{version}"
 
     def history_text(self, n: int = 20) -> str:
         import datetime
@@ -317,6 +331,7 @@ class VT:
         return str(self._service("script"))
 
     def stats(self) -> Any:
+        """The kernel's figures as a dict of sections (`%vt stats` prints them formatted)."""
         return self._service("stats")
 
     def graph(self) -> Any:
@@ -341,6 +356,71 @@ class VT:
     def __repr__(self) -> str:
         snap = self._engine.snapshot
         return f"<vt: engine v{snap.version}, {len(snap.doc.modules)} modules; help: %vt help>"
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(list(value) if isinstance(value, tuple) else value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def describe_paths(before: Document, after: Document, paths: Any) -> list[str]:
+    """Short lines for what changed at `paths` between two documents: `lfo1.rate 3.0 -> 2.0`, `rm lfo2`."""
+    out: list[str] = []
+    for path in paths:
+        head = path[0]
+        if head == "clock" and len(path) == 2:
+            out.append(f"{path[1]} {_show(before.get_path(path))} -> {_show(after.get_path(path))}")
+        elif head == "modules" and len(path) == 4:
+            out.append(f"{path[1]}.{path[3]} {_show(before.get_path(path))} -> {_show(after.get_path(path))}")
+        elif head == "modules" and len(path) == 2:
+            old, new = before.modules.get(path[1]), after.modules.get(path[1])
+            if new is None:
+                out.append(f"rm {path[1]}")
+            elif old is None:
+                out.append(f"add {path[1]} {new.type}")
+            else:
+                out.append(f"{path[1]} is a {new.type} again" if old.type != new.type else f"{path[1]} params")
+        elif head == "connections":
+            gone = [k for k in before.connections.keys() if k not in after.connections]
+            came = [k for k in after.connections.keys() if k not in before.connections]
+            out += [f"disconnect {s} {d}" for s, d in sorted(gone)] + [f"connect {s} {d}" for s, d in sorted(came)]
+        else:
+            out.append("/".join(path))
+    return list(dict.fromkeys(out))
+
+
+def format_stats(stats: Any) -> str:
+    """`%vt stats`: one block per section, one aligned `name  value` line per figure."""
+    lines: list[str] = []
+    for section, values in stats.items():
+        flat = list(_flatten(values)) if isinstance(values, dict) else [("", values)]
+        lines.append(str(section))
+        width = max((len(k) for k, _ in flat), default=0)
+        lines += [f"  {k:<{width}}  {_figure(v)}".rstrip() for k, v in flat]
+    return "\n".join(lines)
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            yield from _flatten(value, name + ".")
+        else:
+            yield name, value
+
+
+def _figure(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 1e6 else f"{value:.3g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_figure(v) for v in value) or "-"
+    return str(value)
 
 
 def _param(snap: Snapshot, module: str, param: str) -> Any:

@@ -287,3 +287,48 @@ def test_mailbox_wait_for_counts_only_its_own_outcomes(engine: Engine) -> None:
     assert mine.wait_for(50, timeout=10)
     assert mine.received == 50 and len(mine.take_all()) == 50
     assert mine.wait_for(51, timeout=0.01) is False
+
+
+# ---- what %vt undo, %vt state and %vt stats print (issue 12 #19) ----------------
+
+
+def test_undo_and_redo_say_what_they_changed(engine: Engine) -> None:
+    vt = VT(engine)
+    vt.run("add lfo1 lfo rate=2")
+    vt.run("set lfo1.rate 3")
+    v = vt.version
+    assert vt.run("undo") == f"undo -> v{v + 1}: lfo1.rate 3.0 -> 2.0"
+    assert vt.run("redo") == f"redo -> v{v + 2}: lfo1.rate 2.0 -> 3.0"
+    vt.run("bpm 90")
+    assert vt.run("undo").endswith(": bpm 90.0 -> 120.0")
+    vt.run("add lfo2 lfo")
+    vt.run("connect lfo1.out lfo2.rate")
+    assert vt.run("undo").endswith(": disconnect lfo1.out lfo2.rate")
+    assert vt.run("undo").endswith(": rm lfo2")
+    assert vt.run("redo").endswith(": add lfo2 lfo")
+    assert vt.run("redo").endswith(": connect lfo1.out lfo2.rate")
+    with pytest.raises(VTError, match="nothing to redo"):
+        vt.run("redo")
+
+
+def test_state_lists_params_sorted_whatever_order_they_were_set_in(engine: Engine) -> None:
+    import json
+
+    vt = VT(engine)
+    vt.module("o", "osc_out", port=9000, host="127.0.0.1", address="/x")
+    for p, v in (("port", 9001), ("address", "/y"), ("host", "localhost")):
+        vt.set(f"o.{p}", v)
+    params = json.loads(vt.run("state"))["modules"]["o"]["params"]
+    assert list(params) == sorted(params)
+
+
+def test_stats_is_a_dict_for_code_and_aligned_text_for_people(engine: Engine) -> None:
+    figures = {"engine": engine.stats(), "clock": {"alive": True, "tick_lateness_ms": {"p50": 0.25, "p99": 1.5}, "restarts": 0}}
+    vt = VT(engine, services={"stats": lambda: figures})
+    assert vt.stats() is figures
+    text = vt.run("stats")
+    assert "{" not in text and "'" not in text  # no raw dicts
+    lines = text.splitlines()
+    assert lines[0] == "engine" and "clock" in lines
+    assert "  tick_lateness_ms.p99  1.5" in lines and any(line.split() == ["alive", "yes"] for line in lines)
+    assert any(line.split()[:1] == ["apply_us_p50"] for line in lines)

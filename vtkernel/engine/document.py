@@ -43,7 +43,8 @@ class Module(NamedTuple):
     params: immutables.Map[str, Any]
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, "params": {k: _json_value(v) for k, v in self.params.items()}}
+        # Sorted: a HAMT's order varies with history, and `%vt state` should read the same every time.
+        return {"type": self.type, "params": {k: _json_value(v) for k, v in sorted(self.params.items())}}
 
 
 def _json_value(v: Any) -> Any:
