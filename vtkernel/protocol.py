@@ -309,7 +309,13 @@ class Hello(BaseModel):
     shell: str = "unknown"
     telemetry: bool = False
 
-    _shell = field_validator("shell")(_check_text)
+    @field_validator("shell")
+    @classmethod
+    def _shell_name(cls, v: str) -> str:
+        # The shell becomes the `origin` of every delta sent to every client: keep it short.
+        if len(v) > MAX_ORIGIN_CHARS:
+            raise VTError("bad_message", f"the shell name has {len(v)} characters; at most {MAX_ORIGIN_CHARS}")
+        return str(_check_text(v))
 
 
 class SnapshotMsg(BaseModel):

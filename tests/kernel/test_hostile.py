@@ -196,3 +196,25 @@ def test_names_and_ports_with_a_trailing_newline_are_rejected(kernel: Kernel) ->
     assert bad["status"] == "error" and "bad module name" in str(bad["error"]), bad
     assert kernel.ok("%vt state") == before
     c.close()
+
+
+def test_shell_names_and_origins_are_capped_so_outgoing_sizes_stay_bounded(kernel: Kernel) -> None:
+    bystander = kernel.client(shell="bystander")
+    prober = kernel.client(shell="prober")
+    comm_id = "long-shell-comm"
+    prober._send_raw("comm_open", {"comm_id": comm_id, "target_name": "vtkernel.state", "data": {"protocol": 1, "shell": "x" * 900_000}})
+    assert prober.wait_for(lambda: {"type": "comm_close"} in prober.others.get(comm_id, [])), prober.others
+    error = prober.others[comm_id][0]
+    assert error["type"] == "error" and error["error"]["code"] == "bad_message" and len(json.dumps(error)) < 300, error
+    # The longest shell name accepted travels as the origin, and no origin is longer than that.
+    ok = kernel.client(shell="y" * 64)
+    reply = ok.call({"op": "set_bpm", "bpm": 101})
+    assert bystander.wait_for(lambda: bystander.version >= reply["version"])
+    assert bystander.of_type("delta")[-1]["origin"] == "y" * 64
+    # Origins from elsewhere (a watched file's name) are capped as well.
+    kernel.ok("from vtkernel.api import VT\nw = VT(vt._engine, origin='file:' + 'z' * 300)\nw.bpm(102)\nw.flush()")
+    final = json.loads(kernel.ok("%vt state"))["version"]
+    assert bystander.wait_for(lambda: bystander.version >= final)
+    assert all(len(m["origin"]) <= 64 for m in bystander.of_type("delta"))
+    for c in (ok, prober, bystander):
+        c.close()

@@ -437,8 +437,8 @@ def parse_hello(data: Any) -> Hello:
         raise VTError("bad_message", "bad comm_open data: expected an object {protocol: 1, shell, telemetry}")
     try:
         return Hello.model_validate(data)
-    except VTError as exc:
-        raise VTError("bad_message", f"bad comm_open data: shell: {exc.message}") from None
+    except VTError as exc:  # the shell name: too long, or not valid text
+        raise VTError("bad_message", f"bad comm_open data: {exc.message}") from None
     except ValidationError as exc:
         raise VTError("bad_message", "bad comm_open data: " + describe_validation_error(exc, "hello")) from None
 
