@@ -27,6 +27,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -177,9 +178,13 @@ class SessionLock:
 
     def _open_and_lock(self) -> int:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            # Never follow a link: the holder's name is written into this file.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o644)
         except OSError as exc:
             raise VTError("io_error", f"cannot open the lock file {self.path}: {exc.strerror}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise VTError("io_error", f"the lock file {self.path} is not a regular file; remove it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -45,7 +45,7 @@ from vtkernel.protocol import VTError
 from vtkernel.session.format import Encoder
 from vtkernel.session.lock import SessionLock, format_time
 from vtkernel.session.saver import Saver
-from vtkernel.session.store import FileOps, Loaded, SessionStore, age_text
+from vtkernel.session.store import FileOps, Loaded, SessionStore, age_text, check_session_path
 
 ENV_SESSION = "VTKERNEL_SESSION"
 ENV_SESSION_DIR = "VTKERNEL_SESSION_DIR"
@@ -58,13 +58,13 @@ def default_session_path(environ: Mapping[str, str] | None = None) -> Path | Non
     env = os.environ if environ is None else environ
     explicit = env.get(ENV_SESSION, "").strip()
     if explicit:
-        return _resolve(explicit)
+        return _absolute(explicit)
     folder = env.get(ENV_SESSION_DIR, "").strip()
     if not folder:
         return None
     notebook = env.get("JPY_SESSION_NAME", "").strip()
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(notebook).stem).strip("._") if notebook else ""
-    return _resolve(folder) / f"{stem or 'default'}{SESSION_SUFFIX}"
+    return Path(os.path.realpath(os.path.expanduser(folder))) / f"{stem or 'default'}{SESSION_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -333,8 +333,19 @@ class SessionManager:
 
 
 def _resolve(path: str | os.PathLike[str]) -> Path:
-    """Absolute, with symlinks resolved: a save must replace the real file, not a link to it."""
-    return Path(os.path.realpath(os.path.expanduser(os.fspath(path))))
+    """Absolute, with links in the directories resolved, and the file itself as given.
+
+    The file must not be a link (`check_session_path` refuses one): following
+    it would make a save replace whatever the link points to.
+    """
+    resolved = _absolute(path)
+    check_session_path(resolved)
+    return resolved
+
+
+def _absolute(path: str | os.PathLike[str]) -> Path:
+    given = Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+    return Path(os.path.realpath(given.parent)) / given.name
 
 
 __all__ = ["ENV_SESSION", "ENV_SESSION_DIR", "SessionManager", "SessionStatus", "default_session_path"]

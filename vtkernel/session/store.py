@@ -11,6 +11,20 @@ Files, for a session `NAME`:
   A corrupt file never enters the backup rotation.
 - `.NAME.tmp-*`: a save in progress; left only by a crash, removed on open.
 
+What a store will touch (the rule for crafted paths):
+
+- `NAME` itself must be a regular file or absent. A symbolic link, a FIFO,
+  a device or a directory at `NAME` is refused with `io_error` before
+  anything is read, written or renamed (`check_session_path`): a session
+  never follows a link to replace its target, and never blocks opening a
+  FIFO. Links in the *directories* above `NAME` are fine (they are
+  resolved once, when the session is opened).
+- A file at `NAME` that is not recognisably a session file (it does not
+  start like one: a JSON object whose first key is `checksum` or that names
+  `vtkernel.session`) is never moved aside, rotated or overwritten: the
+  store refuses with `session_invalid`. Only a *damaged session file* goes
+  to `NAME.corrupt`.
+
 A save: write a temp file in the same directory, `fsync` it, rotate the
 backups, `os.replace` it over `NAME`, `fsync` the directory. A reader (or a
 crash) sees the old file or the new one, never a mix. A failed `fsync` is
@@ -28,6 +42,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,6 +116,8 @@ class SessionStore:
         if the data could not be written and synced.
         """
         notes: list[str] = []
+        check_session_path(self.path)
+        self._refuse_foreign()
         tmp = self._write_temp(data)
         try:
             notes += self._rotate()
@@ -224,11 +241,13 @@ class SessionStore:
         to NAME.corrupt and stale temp files are removed. Raises session_invalid
         if files exist but none is valid, or if NAME is from a newer vtkernel.
         """
+        check_session_path(self.path)
         if repair:
+            self._refuse_foreign()
             self.remove_stale_temps()
         problems: list[str] = []
         main_problem: str | None = None
-        if self.path.exists() or self.path.is_symlink():
+        if self.path.exists():
             try:
                 sig = _signature(self.path)
                 decoded = self._decode(self.path)
@@ -265,11 +284,24 @@ class SessionStore:
 
     def _decode(self, path: Path) -> Decoded:
         try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_FILE_BYTES + 1)
+            data = _read_regular(path, MAX_FILE_BYTES + 1)
         except OSError as exc:
             raise VTError("session_invalid", f"cannot read: {_describe(exc)}") from None
         return decode(data, self.registry)
+
+    def _refuse_foreign(self) -> None:
+        """Raise if NAME exists but is not (even a damaged) session file: it is not ours to move or replace."""
+        try:
+            head = _read_regular(self.path, 4096)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise VTError("io_error", f"cannot use {self.path}: {_describe(exc)}") from None
+        if not looks_like_session(head) and self.saved_version is None:  # never ours in this binding
+            raise VTError(
+                "session_invalid",
+                f"{self.path} is not a vtkernel session file; refusing to replace it (choose another name)",
+            )
 
     def _problem(self, path: Path) -> str | None:
         """Why `path` is not a valid session file, or None if it is."""
@@ -291,6 +323,74 @@ class SessionStore:
         for name in names:
             if any(name.startswith(prefix) for prefix in prefixes):
                 _unlink(self.path.parent / name)
+
+
+def check_session_path(path: Path) -> None:
+    """Refuse a `NAME` that is not a regular file or absent (see the module docstring). Never blocks."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise VTError("io_error", f"cannot use {path}: {_describe(exc)}") from None
+    if stat.S_ISLNK(st.st_mode):
+        target = os.path.realpath(path)
+        raise VTError(
+            "io_error",
+            f"{path} is a symbolic link (to {target}); sessions are regular files: open {target} itself if you mean it",
+        )
+    if not stat.S_ISREG(st.st_mode):
+        raise VTError("io_error", f"{path} is {_kind(st.st_mode)}, not a regular file; a session must be a regular file")
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
+_SESSION_HEADS = (b'{"checksum"', b'{"format"')
+
+
+def looks_like_session(head: bytes) -> bool:
+    """Whether bytes that begin a file are the beginning of a session file (damaged or not)."""
+    text = head.lstrip()
+    if not text.strip(b"\0"):
+        return True  # empty or zero-filled: a file whose data never reached the disk
+    compact = b"".join(text[:64].split())
+    if any(compact.startswith(h) or h.startswith(compact) for h in _SESSION_HEADS):
+        return True  # also a file cut short inside its first key
+    return b'"vtkernel.session"' in text
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    """Up to `limit` bytes of `path`, which must be a regular file: no link followed, no FIFO blocked on."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_BINARY", 0)
+    if os.path.islink(path):  # O_NOFOLLOW does not exist everywhere
+        raise OSError(errno.ELOOP, "is a symbolic link")
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, f"is {_kind(mode)}, not a regular file")
+        chunks = []
+        left = limit
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _signature(path: Path) -> tuple[int, int, int, int] | None:
@@ -328,4 +428,4 @@ def age_text(seconds: float) -> str:
     return f"{seconds / 86400:.0f} days ago"
 
 
-__all__ = ["BACKUPS", "FileOps", "Loaded", "SessionStore", "age_text"]
+__all__ = ["BACKUPS", "FileOps", "Loaded", "SessionStore", "age_text", "check_session_path", "looks_like_session"]
