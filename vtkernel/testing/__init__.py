@@ -1,0 +1,1 @@
+"""Real helpers for tests and notebooks (a SuperCollider server without a sound card)."""
