@@ -45,14 +45,20 @@ class ToFields(ModuleType):
 class Live:
     """A renderer on a real `SchedulerOutputs` (real UDP sockets), driven by explicit times."""
 
-    def __init__(self, modules: dict[str, tuple[str, dict[str, Any]]], connections: list[tuple[str, str]], bpm: float = 240.0):
+    def __init__(
+        self,
+        modules: dict[str, tuple[str, dict[str, Any]]],
+        connections: list[tuple[str, str]],
+        bpm: float = 240.0,
+        meter: int = 4,
+    ):
         self.wall = WallClock.now()
         self.out = SchedulerOutputs(self.wall)
         types = {cls.type_name: cls for cls in (*BUILTIN_TYPES, ToFields)}
         self.r = Renderer(types, self.out, lookahead=LOOKAHEAD, wall=self.wall)
         self.t0 = time.monotonic()
         doc = {
-            "clock": {"bpm": bpm, "playing": True, "meter": 4},
+            "clock": {"bpm": bpm, "playing": True, "meter": meter},
             "modules": {name: {"type": t, "params": p} for name, (t, p) in modules.items()},
             "connections": [{"src": s, "dst": d} for s, d in connections],
         }
