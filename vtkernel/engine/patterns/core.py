@@ -67,6 +67,89 @@ def _ifrac(i: int) -> Fraction:
     return Fraction(i)
 
 
+# Exact arithmetic on the hot path. The scheduler queries every tick, and
+# Fraction's operators spend most of their time in type dispatch; these do the
+# same normalised integer arithmetic and build the (genuine) Fraction directly.
+_onew = object.__new__
+_gcd = math.gcd
+
+
+def _mk(n: int, d: int) -> Fraction:
+    """A Fraction from a numerator and a positive denominator already in lowest terms."""
+    f = _onew(Fraction)
+    f._numerator = n  # type: ignore[attr-defined]
+    f._denominator = d  # type: ignore[attr-defined]
+    return f
+
+
+def _fmul(a: Fraction, b: Fraction) -> Fraction:
+    na = a._numerator  # type: ignore[attr-defined]
+    da = a._denominator  # type: ignore[attr-defined]
+    nb = b._numerator  # type: ignore[attr-defined]
+    db = b._denominator  # type: ignore[attr-defined]
+    g1 = _gcd(na, db)
+    g2 = _gcd(nb, da)
+    return _mk((na // g1) * (nb // g2), (da // g2) * (db // g1))
+
+
+def _fmul_int(a: Fraction, k: int) -> Fraction:
+    na = a._numerator  # type: ignore[attr-defined]
+    da = a._denominator  # type: ignore[attr-defined]
+    if da == 1:
+        return _mk(na * k, 1)
+    g = _gcd(k, da)
+    return _mk(na * (k // g), da // g)
+
+
+def _fdiv_int(a: Fraction, k: int) -> Fraction:
+    """a / k for an int k > 0."""
+    na = a._numerator  # type: ignore[attr-defined]
+    g = _gcd(na, k)
+    return _mk(na // g, a._denominator * (k // g))  # type: ignore[attr-defined]
+
+
+def _fadd(a: Fraction, b: Fraction) -> Fraction:
+    da = a._denominator  # type: ignore[attr-defined]
+    db = b._denominator  # type: ignore[attr-defined]
+    if da == db:
+        if da == 1:
+            return _mk(a._numerator + b._numerator, 1)  # type: ignore[attr-defined]
+        n = a._numerator + b._numerator  # type: ignore[attr-defined]
+        g = _gcd(n, da)
+        return _mk(n // g, da // g)
+    n = a._numerator * db + b._numerator * da  # type: ignore[attr-defined]
+    d = da * db
+    g = _gcd(n, d)
+    return _mk(n // g, d // g)
+
+
+def _fsub(a: Fraction, b: Fraction) -> Fraction:
+    da = a._denominator  # type: ignore[attr-defined]
+    db = b._denominator  # type: ignore[attr-defined]
+    if da == db:
+        if da == 1:
+            return _mk(a._numerator - b._numerator, 1)  # type: ignore[attr-defined]
+        n = a._numerator - b._numerator  # type: ignore[attr-defined]
+        g = _gcd(n, da)
+        return _mk(n // g, da // g)
+    n = a._numerator * db - b._numerator * da  # type: ignore[attr-defined]
+    d = da * db
+    g = _gcd(n, d)
+    return _mk(n // g, d // g)
+
+
+def _flt(a: Fraction, b: Fraction) -> bool:
+    return a._numerator * b._denominator < b._numerator * a._denominator  # type: ignore[attr-defined,no-any-return]
+
+
+def _feq(a: Fraction, b: Fraction) -> bool:
+    return a._numerator == b._numerator and a._denominator == b._denominator  # type: ignore[attr-defined,no-any-return]
+
+
+def _fsam(t: Fraction) -> int:
+    return t._numerator // t._denominator  # type: ignore[attr-defined,no-any-return]
+
+
 def _farey(x: float) -> Fraction:
     """fraction.js 4.3's reading of a double: a Farey search with denominators up to 1e7."""
     sign = -1 if x < 0 else 1
@@ -208,21 +291,19 @@ class TimeSpan:
         """The span cut at cycle boundaries (a zero-width span is kept as itself)."""
         begin = self.begin
         end = self.end
-        if begin == end:
+        if _feq(begin, end):
             return [TimeSpan(begin, end)]
-        bs = begin.numerator // begin.denominator
-        es = end.numerator // end.denominator
+        bs = _fsam(begin)
+        es = _fsam(end)
         if bs == es:
             return [self]
-        spans = []
-        while end > begin:
-            if bs == es:
-                spans.append(TimeSpan(begin, end))
-                break
-            nxt = _ifrac(bs + 1)
-            spans.append(TimeSpan(begin, nxt))
-            begin = nxt
-            bs += 1
+        if _flt(end, begin):
+            return []
+        spans = [TimeSpan(begin, _ifrac(bs + 1))]
+        for c in range(bs + 1, es):
+            spans.append(TimeSpan(_ifrac(c), _ifrac(c + 1)))
+        if end._denominator != 1:  # type: ignore[attr-defined]
+            spans.append(TimeSpan(_ifrac(es), end))
         return spans
 
     spanCycles = span_cycles
@@ -247,14 +328,18 @@ class TimeSpan:
 
     def intersection(self, other: TimeSpan) -> TimeSpan | None:
         """The common part, or None; a zero-width span at the end of a non-zero one does not intersect."""
-        b = self.begin if self.begin > other.begin else other.begin
-        e = self.end if self.end < other.end else other.end
-        if b > e:
+        sb = self.begin
+        se = self.end
+        ob = other.begin
+        oe = other.end
+        b = ob if _flt(sb, ob) else sb
+        e = oe if _flt(oe, se) else se
+        if _flt(e, b):
             return None
-        if b == e:
-            if b == self.end and self.begin < self.end:
+        if _feq(b, e):
+            if _feq(b, se) and _flt(sb, se):
                 return None
-            if b == other.end and other.begin < other.end:
+            if _feq(b, oe) and _flt(ob, oe):
                 return None
         return TimeSpan(b, e)
 
@@ -334,19 +419,19 @@ class Hap:
 
 def sam(t: Fraction) -> Fraction:
     """The start of the cycle holding `t`."""
-    return _ifrac(t.numerator // t.denominator)
+    return _ifrac(_fsam(t))
 
 
 def next_sam(t: Fraction) -> Fraction:
-    return _ifrac(t.numerator // t.denominator + 1)
+    return _ifrac(_fsam(t) + 1)
 
 
 def cycle_pos(t: Fraction) -> Fraction:
-    return t - _ifrac(t.numerator // t.denominator)
+    return _fsub(t, _ifrac(_fsam(t)))
 
 
 def whole_cycle(t: Fraction) -> TimeSpan:
-    s = t.numerator // t.denominator
+    s = _fsam(t)
     return TimeSpan(_ifrac(s), _ifrac(s + 1))
 
 
@@ -604,7 +689,7 @@ class Pattern:
 
         def query(span: TimeSpan) -> list[Hap]:
             b, e = span.begin, span.end
-            if b.numerator // b.denominator == e.numerator // e.denominator or b == e:
+            if _fsam(b) == _fsam(e) or _feq(b, e):
                 return q(span)
             out: list[Hap] = []
             for sub in span.span_cycles():
@@ -680,22 +765,42 @@ class Pattern:
         q = self.query_span
         if f == 1:
             return Pattern(q, self.tactus)
+        fn = f.numerator
+        fd = f.denominator
+        if fd == 1 and fn > 0:
 
-        def query(span: TimeSpan) -> list[Hap]:
+            def query(span: TimeSpan) -> list[Hap]:
+                out = []
+                for h in q(TimeSpan(_fmul_int(span.begin, fn), _fmul_int(span.end, fn))):
+                    w = h.whole
+                    p = h.part
+                    out.append(
+                        Hap(
+                            None if w is None else TimeSpan(_fdiv_int(w.begin, fn), _fdiv_int(w.end, fn)),
+                            TimeSpan(_fdiv_int(p.begin, fn), _fdiv_int(p.end, fn)),
+                            h.value,
+                        )
+                    )
+                return out
+
+            return Pattern(query, self.tactus)
+        inv = 1 / f
+
+        def query_frac(span: TimeSpan) -> list[Hap]:
             out = []
-            for h in q(TimeSpan(span.begin * f, span.end * f)):
+            for h in q(TimeSpan(_fmul(span.begin, f), _fmul(span.end, f))):
                 w = h.whole
                 p = h.part
                 out.append(
                     Hap(
-                        None if w is None else TimeSpan(w.begin / f, w.end / f),
-                        TimeSpan(p.begin / f, p.end / f),
+                        None if w is None else TimeSpan(_fmul(w.begin, inv), _fmul(w.end, inv)),
+                        TimeSpan(_fmul(p.begin, inv), _fmul(p.end, inv)),
                         h.value,
                     )
                 )
             return out
 
-        return Pattern(query, self.tactus)
+        return Pattern(query_frac, self.tactus)
 
     def _slow(self, factor: Any) -> Pattern:
         if _is_zero(factor):
@@ -710,13 +815,13 @@ class Pattern:
 
         def query(span: TimeSpan) -> list[Hap]:
             out = []
-            for h in q(TimeSpan(span.begin + o, span.end + o)):
+            for h in q(TimeSpan(_fadd(span.begin, o), _fadd(span.end, o))):
                 w = h.whole
                 p = h.part
                 out.append(
                     Hap(
-                        None if w is None else TimeSpan(w.begin - o, w.end - o),
-                        TimeSpan(p.begin - o, p.end - o),
+                        None if w is None else TimeSpan(_fsub(w.begin, o), _fsub(w.end, o)),
+                        TimeSpan(_fsub(p.begin, o), _fsub(p.end, o)),
                         h.value,
                     )
                 )
@@ -728,37 +833,94 @@ class Pattern:
         return self._early(-frac(offset))
 
     def _fastGap(self, factor: Any) -> Pattern:
+        """Squeeze each cycle into its first 1/factor, leaving a gap (Strudel's fastGap)."""
         f = frac(factor)
         if f <= 0:
             return silence
+        return self._gapped(f, _ifrac(0))
+
+    def _gapped(self, f: Fraction, shift: Fraction) -> Pattern:
+        """`_fastGap(f)._late(shift)` in one query (the hot path of `timecat`, i.e. of `@`).
+
+        Strudel's fastGap is `withQuerySpanMaybe(qf).withHap(ef).splitQueries()`;
+        this does the same arithmetic per cycle of the shifted frame, so the
+        fragments are the same, without the intermediate haps.
+        """
+        inv = 1 / f
         one = _ifrac(1)
+        q = self.query_span
+        zero_shift = shift == 0
 
-        def qf(span: TimeSpan) -> TimeSpan | None:
-            cycle = sam(span.begin)
-            bpos = min((span.begin - cycle) * f, one)
-            epos = min((span.end - cycle) * f, one)
-            if bpos >= 1:
-                return None
-            return TimeSpan(cycle + bpos, cycle + epos)
+        p_inv = inv.numerator
+        q_inv = inv.denominator
+        contracting = f >= 1  # then a part never reaches past the gap, so no clamping (checked below)
 
-        def ef(h: Hap) -> Hap:
-            begin = h.part.begin
-            end = h.part.end
-            cycle = sam(begin)
-            begin_pos = min((begin - cycle) / f, one)
-            end_pos = min((end - cycle) / f, one)
-            new_part = TimeSpan(cycle + begin_pos, cycle + end_pos)
-            new_whole = (
-                None
-                if h.whole is None
-                else TimeSpan(
-                    new_part.begin - (begin - h.whole.begin) / f,
-                    new_part.end + (h.whole.end - end) / f,
-                )
-            )
-            return Hap(new_whole, new_part, h.value)
+        def query_cycle(s0: Fraction, s1: Fraction, out: list[Hap]) -> None:
+            ci = _fsam(s0)
+            cycle = _ifrac(ci)
+            bpos = _fmul(_fsub(s0, cycle), f)
+            if not _flt(bpos, one):
+                return
+            epos = _fmul(_fsub(s1, cycle), f)
+            if _flt(one, epos):
+                epos = one
+            base = _fadd(cycle, shift)
+            bn = base._numerator  # type: ignore[attr-defined]
+            bd = base._denominator  # type: ignore[attr-defined]
 
-        return self.withQuerySpanMaybe(qf).withHap(ef).splitQueries()
+            def affine(t: Fraction) -> Fraction:
+                # cycle + shift + (t - cycle) / f, as one normalised fraction
+                n = t._numerator  # type: ignore[attr-defined]
+                d = t._denominator  # type: ignore[attr-defined]
+                dq = d * q_inv
+                num = bn * dq + (n - ci * d) * p_inv * bd
+                den = bd * dq
+                g = _gcd(num, den)
+                return _mk(num // g, den // g)
+
+            for h in q(TimeSpan(_fadd(cycle, bpos), _fadd(cycle, epos))):
+                begin = h.part.begin
+                end = h.part.end
+                w = h.whole
+                if contracting and _fsam(begin) == ci and (_fsam(end) == ci or (end._denominator == 1 and end._numerator == ci + 1)):  # type: ignore[attr-defined]
+                    part = TimeSpan(affine(begin), affine(end))
+                    out.append(Hap(None if w is None else TimeSpan(affine(w.begin), affine(w.end)), part, h.value))
+                    continue
+                c = _ifrac(_fsam(begin))
+                begin_pos = _fmul(_fsub(begin, c), inv)
+                if _flt(one, begin_pos):
+                    begin_pos = one
+                end_pos = _fmul(_fsub(end, c), inv)
+                if _flt(one, end_pos):
+                    end_pos = one
+                nb = _fadd(c, begin_pos)
+                ne = _fadd(c, end_pos)
+                if w is None:
+                    new_whole = None
+                else:
+                    wb = _fsub(nb, _fmul(_fsub(begin, w.begin), inv))
+                    we = _fadd(ne, _fmul(_fsub(w.end, end), inv))
+                    new_whole = TimeSpan(wb, we) if zero_shift else TimeSpan(_fadd(wb, shift), _fadd(we, shift))
+                part = TimeSpan(nb, ne) if zero_shift else TimeSpan(_fadd(nb, shift), _fadd(ne, shift))
+                out.append(Hap(new_whole, part, h.value))
+
+        def query(span: TimeSpan) -> list[Hap]:
+            out: list[Hap] = []
+            b = span.begin if zero_shift else _fsub(span.begin, shift)
+            e = span.end if zero_shift else _fsub(span.end, shift)
+            bs = _fsam(b)
+            es = _fsam(e)
+            if bs == es or _feq(b, e):
+                query_cycle(b, e, out)
+                return out
+            query_cycle(b, _ifrac(bs + 1), out)
+            for c in range(bs + 1, es):
+                query_cycle(_ifrac(c), _ifrac(c + 1), out)
+            if e._denominator != 1:  # type: ignore[attr-defined]
+                query_cycle(_ifrac(es), e, out)
+            return out
+
+        return Pattern(query)
 
     def _compress(self, b: Any, e: Any) -> Pattern:
         b = frac(b)
@@ -768,7 +930,7 @@ class Pattern:
         if b == e:
             # Strudel divides by zero here (its query then fails); nothing plays
             return nothing
-        return self._fastGap(1 / (e - b))._late(b)
+        return self._gapped(1 / (e - b), b)
 
     def _compressSpan(self, span: TimeSpan) -> Pattern:
         return self._compress(span.begin, span.end)
@@ -1650,8 +1812,8 @@ def pure(value: Any) -> Pattern:
     def query(span: TimeSpan) -> list[Hap]:
         b = span.begin
         e = span.end
-        bs = b.numerator // b.denominator
-        if bs == e.numerator // e.denominator or b == e:
+        bs = _fsam(b)
+        if bs == _fsam(e) or _feq(b, e):
             return [Hap(TimeSpan(_ifrac(bs), _ifrac(bs + 1)), span, value)]
         return [Hap(whole_cycle(s.begin), s, value) for s in span.span_cycles()]
 
@@ -1714,20 +1876,25 @@ def slowcat(*pats: Any) -> Pattern:
         if n == 0:
             return []
         b = span.begin
-        cyc = b.numerator // b.denominator
+        cyc = _fsam(b)
         q = queries[cyc % n]
-        offset = _ifrac(cyc - (b / n).__floor__())
-        if offset == 0:
+        shift = cyc - b._numerator // (b._denominator * n)  # type: ignore[attr-defined]
+        if shift == 0:
             return q(span)
-        haps = q(TimeSpan(b - offset, span.end - offset))
-        return [
-            Hap(
-                None if h.whole is None else TimeSpan(h.whole.begin + offset, h.whole.end + offset),
-                TimeSpan(h.part.begin + offset, h.part.end + offset),
-                h.value,
+        offset = _ifrac(shift)
+        haps = q(TimeSpan(_fsub(b, offset), _fsub(span.end, offset)))
+        out = []
+        for h in haps:
+            w = h.whole
+            p = h.part
+            out.append(
+                Hap(
+                    None if w is None else TimeSpan(_fadd(w.begin, offset), _fadd(w.end, offset)),
+                    TimeSpan(_fadd(p.begin, offset), _fadd(p.end, offset)),
+                    h.value,
+                )
             )
-            for h in haps
-        ]
+        return out
 
     result = Pattern(query).splitQueries()
     result.tactus = _flcm(p.tactus for p in ps)
