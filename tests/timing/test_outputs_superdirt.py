@@ -9,6 +9,7 @@ sorted by name, numbers as floats except Tidal's int params.
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -85,7 +86,7 @@ def test_dirt_play_carries_cps_cycle_delta_orbit_and_every_field_with_tidals_typ
     assert tempo is not None
     assert [r.timetag for r in got] == [tempo.timetag_of(k / division) for k in range(len(table))]
     step_units = round(spb / division * NTP_UNITS)
-    assert all(abs((b.timetag or 0) - (a.timetag or 0) - step_units) <= 1 for a, b in zip(got, got[1:], strict=False))
+    assert all(abs((b.timetag or 0) - (a.timetag or 0) - step_units) <= 1 for a, b in itertools.pairwise(got))
 
 
 def test_strudel_and_tidal_rewrites_bd_colon_n_note_names_bank_and_roomsize(rx: OscReceiver):
