@@ -24,6 +24,7 @@ so a tick costs a query, not a parse.
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any
@@ -77,15 +78,19 @@ class PatternModule(ModuleType):
         return self._built
 
     def pattern(self, p: Params, start: float, end: float) -> Iterable[Onset]:
-        bpc = Fraction(self.beats_per_cycle(p, self.meter))
+        # A decimal cycle length is meant as written: 1.7 beats is 17/10, not the float's binary value.
+        bpc = Fraction(self.beats_per_cycle(p, self.meter)).limit_denominator(1_000_000)
         c0, c1 = beat_to_cycles(start, bpc), beat_to_cycles(end, bpc)
         if c1 <= c0:
             return []
+        last = math.nextafter(end, -math.inf)
         out: list[tuple[float, Any, float]] = []
         for hap in self.built(p["pattern"]).query(c0, c1):
             whole = hap.whole
             if whole is None or whole.begin != hap.part.begin or not c0 <= whole.begin < c1:
                 continue  # no onset here (a continuous signal, or a fragment of an earlier hap)
-            out.append((float(whole.begin * bpc), hap.value, float((whole.end - whole.begin) * bpc)))
+            # The float of an exact onset may round onto a window edge: keep it inside its own window.
+            beat = min(max(float(whole.begin * bpc), start), last)
+            out.append((beat, hap.value, float((whole.end - whole.begin) * bpc)))
         out.sort(key=lambda onset: onset[0])
         return out
