@@ -11,6 +11,9 @@
 The old names stay importable from here for the `seq` module.
 """
 
+# Importing these attaches the control methods (`.s`, `.n`, `.gain`, ...) and `.scale` to Pattern.
+from vtkernel.engine.patterns import controls as controls
+from vtkernel.engine.patterns import tonal as tonal
 from vtkernel.engine.patterns.steps import Step, euclid, events_between, lfo_value, parse_mini, step_at
 
 __all__ = ["Step", "euclid", "events_between", "lfo_value", "parse_mini", "step_at"]
