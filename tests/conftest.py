@@ -76,11 +76,14 @@ class Kernel:
         return VTClient(self.km, **hello)
 
 
-def start_kernel(env: dict[str, str] | None = None, cwd: str | None = None) -> Kernel:
+def start_kernel(env: dict[str, str] | None = None, cwd: str | None = None, stderr: Any = None) -> Kernel:
+    """`stderr`: a file for the kernel process's own stderr (its log), to assert on."""
     from jupyter_client.manager import KernelManager
 
     km = KernelManager(kernel_name="vtkernel")
     kwargs: dict[str, Any] = {}
+    if stderr is not None:
+        kwargs["stderr"] = stderr
     if env is not None:
         kwargs["env"] = {**os.environ, **env}
     if cwd is not None:
@@ -151,6 +154,10 @@ class VTClient:
         # Messages on other comm ids of this connection (a second comm a test opened by hand);
         # a comm_close is recorded as {"type": "comm_close"}.
         self.others: dict[str, list[dict[str, Any]]] = {}
+        # Everything else this connection saw on iopub: stderr text (tracebacks included)
+        # and (arrival time, msg_type) of every message, status messages too.
+        self.stderr: list[str] = []
+        self.iopub: list[tuple[float, str]] = []
         # A zmq socket is not thread-safe: the reader thread sends resyncs while a test sends commands.
         self.send_lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -228,6 +235,11 @@ class VTClient:
                 continue
             except Exception:
                 return
+            self.iopub.append((time.monotonic(), msg["msg_type"]))
+            if msg["msg_type"] == "stream" and msg["content"].get("name") == "stderr":
+                self.stderr.append(msg["content"].get("text", ""))
+            elif msg["msg_type"] == "error":
+                self.stderr.append("\n".join(msg["content"].get("traceback", [])))
             comm_id = msg["content"].get("comm_id") if msg["msg_type"] in ("comm_msg", "comm_close") else None
             if comm_id is not None and comm_id != self.comm_id:
                 with self._cond:

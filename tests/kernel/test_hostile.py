@@ -9,9 +9,13 @@ sign and send hand-made frames with the connection's key.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from tests.conftest import Kernel, VTClient
+import pytest
+
+from tests.conftest import Kernel, VTClient, start_kernel, stop_kernel
 
 
 def ascii_json(obj: Any) -> bytes:
@@ -218,3 +222,51 @@ def test_shell_names_and_origins_are_capped_so_outgoing_sizes_stay_bounded(kerne
     assert all(len(m["origin"]) <= 64 for m in bystander.of_type("delta"))
     for c in (ok, prober, bystander):
         c.close()
+
+
+@pytest.fixture
+def logged_kernel(jupyter_path: str, tmp_path: Path) -> Iterator[tuple[Kernel, Path]]:
+    """A kernel whose process stderr (the kernel log) goes to a file the test reads."""
+    log_path = tmp_path / "kernel.log"
+    with open(log_path, "w") as log_file:
+        k = start_kernel(stderr=log_file)
+        try:
+            yield k, log_path
+        finally:
+            stop_kernel(k)
+
+
+def iopub_stderr(c: VTClient) -> str:
+    return "".join(c.stderr)
+
+
+def test_deep_nesting_and_huge_integers_get_bad_message_without_a_traceback(logged_kernel: tuple[Kernel, Path]) -> None:
+    kernel, log_path = logged_kernel
+    kernel.ok("vt.module('l', 'lfo')")
+    before = kernel.ok("%vt state")
+    c = kernel.client(shell="attacker")
+    head = b'{"comm_id": "' + c.comm_id.encode() + b'", "data": {"type": "command", "id": '
+    attacks = {
+        "deep": head + b'"deep", "command": ' + b"[" * 10_000 + b"]" * 10_000 + b"}}",
+        "digits": head + b'"digits", "command": {"op": "set_param", "module": "l", "param": "rate", "value": ' + b"7" * 5001 + b"}}}",
+        "unbalanced": head + b'"unbalanced", "command": [[[}}',
+        "not-json": head + b'"not-json", "command": {"op" "set_bpm"}}}',
+    }
+    for msg_id, content in attacks.items():
+        send_frames(c, "comm_msg", content)
+        reply = c.reply(msg_id)
+        assert reply["type"] == "error" and reply["error"]["code"] == "bad_message", reply
+        assert "\n" not in reply["error"]["message"]
+    # No message id to recover: the error has id null. No comm to answer on: one line in the log.
+    send_frames(c, "comm_msg", b'{"comm_id": "' + c.comm_id.encode() + b'", "data": ' + b"{" * 20_000 + b"}" * 20_000 + b"}")
+    assert c.wait_for(lambda: any(m["type"] == "error" and m["id"] is None and "unread" in m["error"]["message"] for m in c.messages))
+    send_frames(c, "comm_open", b'{"comm_id": "x", "target_name": "vtkernel.state", "data": ' + b"[" * 20_000 + b"]" * 20_000 + b"}")
+    assert c.call({"op": "set_bpm", "bpm": 121})["type"] == "ack"
+    assert kernel.ok("%vt state") != before  # only the bpm changed
+    assert json.loads(kernel.ok("%vt state"))["modules"] == json.loads(before)["modules"]
+    c.close()
+    kernel.ok("print('sync')")
+    log = log_path.read_text()
+    assert "Traceback" not in log, log[-3000:]
+    assert "refused a comm_open message unread: nested deeper than 100 levels" in log, log[-3000:]
+    assert "Traceback" not in iopub_stderr(c)

@@ -198,6 +198,12 @@ class Hub:
         except Exception as exc:  # a bug in the hub: answer, never a traceback on stderr
             self._reply_error(client, msg_id, VTError("bad_message", f"internal error: {type(exc).__name__}: {exc}"))
 
+    def refuse(self, client: Client, msg_id: Any, exc: VTError) -> None:
+        """Answer a message the kernel refused before it reached `handle` (too deep, a huge number)."""
+        if not isinstance(msg_id, (int, str)) or isinstance(msg_id, bool) or find_unencodable(msg_id) is not None:
+            msg_id = None
+        self._reply_error(client, msg_id, exc)
+
     def _submit(self, client: Client, msg_id: Any, cmd: BaseModel) -> None:
         self.engine.submit(cmd, origin=client.hello.shell, reply=self._mailbox, token=(client.cid, msg_id))
 
@@ -416,12 +422,12 @@ class Hub:
             # The message could not be encoded: a bug (validation lets no such value in),
             # never this client's fault. Say so in the kernel log and keep the client.
             self.stats["send_errors"] += 1
-            log.exception("vtkernel hub: could not encode a %r message for client %d (%s)", msg["type"], client.cid, client.hello.shell)
+            log.exception("could not encode a %r message for client %d (%s)", msg["type"], client.cid, client.hello.shell)
             return
         except Exception:
             # This client's transport broke: drop it alone, the others carry on.
             self.stats["send_errors"] += 1
-            log.warning("vtkernel hub: dropped client %d (%s): its send failed", client.cid, client.hello.shell, exc_info=True)
+            log.warning("dropped client %d (%s): its send failed", client.cid, client.hello.shell, exc_info=True)
             self.remove_client(client)
             return
         self.stats["sent"] += 1

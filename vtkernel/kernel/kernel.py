@@ -62,6 +62,7 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        _log_to_kernel_log()
         if self.switch_interval > 0:
             sys.setswitchinterval(self.switch_interval)
         registry = default_registry()
@@ -75,6 +76,7 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
         self.hub_subshell_id: str | None = None
         self._hub_loop: asyncio.AbstractEventLoop | None = None
         self._hub_thread: threading.Thread | None = None
+        self._comm_senders: dict[str, _CommSender] = {}  # comm_id -> its sender (read on the shell-channel thread)
         self._main_jobs: deque[Callable[[], None]] = deque()
         self._main_job_ready = threading.Event()
         self._executing = False
@@ -142,14 +144,21 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
             self._runtime_report(f"the scheduler did not start: {exc}")
 
     async def shell_channel_thread_main(self, msg: Any) -> None:
-        # Runs on the shell-channel thread: send our comm_open to the hub's subshell
-        # so a panel opened during a long cell gets its snapshot at once.
-        if self.hub_subshell_id is not None:
-            try:
-                msg = subshell.reroute_comm_open(self, msg, self.hub_subshell_id)
-            except Exception:
-                log.debug("vtkernel: could not reroute a message", exc_info=True)
-        await super().shell_channel_thread_main(msg)
+        # Runs on the shell-channel thread: refuse what must not be parsed (with an error
+        # to its client), and send our comm_open to the hub's subshell so a panel opened
+        # during a long cell gets its snapshot at once.
+        routed = subshell.route_shell_message(self, msg, self.hub_subshell_id, self._refuse_comm_msg)
+        if routed is not None:
+            await super().shell_channel_thread_main(routed)
+
+    def _refuse_comm_msg(self, comm_id: str | None, msg_id: Any, why: str) -> None:
+        """Shell-channel thread: a comm message refused unread gets `bad_message` on its comm."""
+        sender = self._comm_senders.get(comm_id) if comm_id is not None else None
+        if sender is None:
+            log.warning("refused a comm message unread (%s); no client to tell", why)
+            return
+        exc = VTError("bad_message", f"message refused unread: {why}")
+        self.on_hub(lambda: self.hub and sender.client and self.hub.refuse(sender.client, msg_id, exc))
 
     def on_hub(self, fn: Callable[[], Any]) -> None:
         """Run `fn` on the hub loop (directly if we are already on it)."""
@@ -165,6 +174,7 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
             subshell.pin_to_subshell(comm, self.hub_subshell_id)
         data = open_msg.get("content", {}).get("data", {})
         sender = _CommSender(comm)
+        self._comm_senders[comm.comm_id] = sender
 
         def register() -> None:
             assert self.hub is not None
@@ -172,6 +182,7 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
                 sender.client = self.hub.add_client(sender, data)
             except VTError as exc:  # a bad hello: say why, subscribe nothing, close the comm
                 sender.send(error_msg(None, exc.code, exc.message))
+                self._comm_senders.pop(comm.comm_id, None)
                 comm.close()
 
         self.on_hub(register)
@@ -181,6 +192,7 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
             self.on_hub(lambda: self._deliver(sender, payload))
 
         def on_close(msg: dict[str, Any]) -> None:
+            self._comm_senders.pop(comm.comm_id, None)
             self.on_hub(lambda: self.hub and sender.client and self.hub.remove_client(sender.client))
 
         comm.on_msg(on_msg)
@@ -272,6 +284,28 @@ class _CommSender:
 
     def send(self, msg: dict[str, Any]) -> None:
         self.comm.send(msg)
+
+
+def _log_to_kernel_log() -> None:
+    """`vtkernel.*` loggers write to the kernel's own stderr (its log), never into a cell.
+
+    Without a handler, logging falls back to `sys.stderr` at call time: in a
+    kernel that is the stream of whatever cell ran last. Even fd 2 is captured
+    and forwarded to iopub; `sys.stderr.fileno()` is ipykernel's copy of the
+    original stderr, which is not.
+    """
+    vt_log = logging.getLogger("vtkernel")
+    if any(getattr(h, "_vt_kernel_log", False) for h in vt_log.handlers):
+        return
+    try:
+        stream: Any = open(os.dup(sys.stderr.fileno()), "w", buffering=1, encoding="utf-8", errors="backslashreplace")
+    except (OSError, ValueError, AttributeError):  # no fd behind sys.stderr
+        stream = sys.__stderr__
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("[vtkernel] %(levelname)s | %(name)s: %(message)s"))
+    handler._vt_kernel_log = True  # type: ignore[attr-defined]
+    vt_log.addHandler(handler)
+    vt_log.propagate = False
 
 
 def _start_loop_thread() -> tuple[asyncio.AbstractEventLoop, threading.Thread]:

@@ -10,7 +10,12 @@ header:
 - `HubComm._reply_subshell_for` sends every `comm_msg`/`comm_close` of hub
   comms to that subshell (ipykernel routes only those two by comm);
 - `reroute_comm_open` rewrites the header of a `comm_open` for our target so
-  that it, too, runs on the subshell (re-signed with the session key).
+  that it, too, runs on the subshell (re-signed with the session key);
+- `screen_message` bounds every shell message before anything parses it
+  (`Session.unpack` would raise on 10,000 levels of nesting or a 5,001-digit
+  integer, and ipykernel would log a traceback and drop the message with no
+  reply); `route_shell_message` is the kernel's `shell_channel_thread_main`
+  step that applies both.
 
 These are pinned to `ipykernel>=7.4,<7.5`; `tests/kernel/test_subshell_glue.py`
 fails loudly if any of them stops working.
@@ -24,12 +29,22 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hmac
+import json
+import logging
+import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import zmq
 
-from vtkernel.protocol import COMM_TARGET
+from vtkernel.protocol import COMM_TARGET, MAX_MESSAGE_BYTES
+
+log = logging.getLogger("vtkernel.subshell")
+
+MAX_JSON_DEPTH = 100  # nesting levels of any frame; documents need about 10
+MAX_NUMBER_DIGITS = 1000  # digits in one JSON number (Python refuses ints beyond 4,300)
+MAX_COMM_FRAME_BYTES = 2 * MAX_MESSAGE_BYTES  # a bigger comm frame is refused unread (1 MiB is refused after reading)
 
 
 class SubshellUnavailable(RuntimeError):
@@ -104,3 +119,175 @@ def pin_to_subshell(comm: Any, subshell_id: str) -> None:
     message the comm *sent*, which for hub sends is the busy main shell.
     """
     comm._reply_subshell_for = lambda data, default: subshell_id
+
+
+# ----- bounding messages before they are parsed ----------------------------------------
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_LONG_NUMBER = re.compile(rb"\d{%d,}" % (MAX_NUMBER_DIGITS + 1))
+_PAIR = re.compile(rb"\[\]|\{\}")
+_DEEP_RUN = re.compile(rb"[\[{]{%d}" % (MAX_JSON_DEPTH + 1))
+_NOT_BRACKET = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_COMM_TYPES = {b"comm_open", b"comm_msg", b"comm_close"}
+
+
+def json_problem(raw: bytes) -> str | None:
+    """Why this JSON text must not be parsed (too deep, a huge number, unbalanced), or None.
+
+    Linear and parse-free: strings are blanked by one regex, then brackets are
+    peeled pair by pair at most MAX_JSON_DEPTH times (each pass is C-speed).
+    """
+    if len(raw) < 2 * MAX_JSON_DEPTH and len(raw) <= MAX_NUMBER_DIGITS:
+        return None  # too short to be too deep or to hold a huge number
+    bare = _STRING.sub(b'""', raw)
+    if _LONG_NUMBER.search(bare) is not None:
+        return f"a number with more than {MAX_NUMBER_DIGITS} digits"
+    brackets = bare.translate(None, _NOT_BRACKET)
+    for _ in range(MAX_JSON_DEPTH):
+        if not brackets:
+            return None
+        if _DEEP_RUN.search(brackets) is not None:  # MAX_JSON_DEPTH + 1 opening brackets in a row
+            break
+        peeled = _PAIR.sub(b"", brackets)
+        if peeled == brackets:
+            return "unbalanced brackets"
+        brackets = peeled
+    return None if not brackets else f"nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}:,]|[^\s\[\]{}:,"]+')
+
+
+def recover_ids(content: bytes) -> tuple[str | None, Any]:
+    """`(comm_id, data.id)` read from a comm message that is not parsed whole.
+
+    A shallow token walk: only keys at the top of `content` and of its `data`
+    object count, so an `"id"` buried in the hostile part is not mistaken for
+    the message's.
+    """
+    comm_id: str | None = None
+    msg_id: Any = None
+    depth = 0
+    path: list[bytes | None] = []  # the key each open object was entered through
+    key: bytes | None = None
+    expect_value = False
+    for m in _TOKEN.finditer(content):
+        tok = m.group()
+        if tok in (b"{", b"["):
+            path.append(key if expect_value else None)
+            depth += 1
+            key, expect_value = None, False
+        elif tok in (b"}", b"]"):
+            depth -= 1
+            if path:
+                path.pop()
+            key, expect_value = None, False
+            if depth <= 0:
+                break
+        elif tok == b":":
+            expect_value = True
+        elif tok == b",":
+            key, expect_value = None, False
+        elif expect_value:
+            if depth == 1 and key == b'"comm_id"' and tok.startswith(b'"') and len(tok) <= 202:
+                comm_id = _scalar(tok) if isinstance(_scalar(tok), str) else None
+            elif depth == 2 and key == b'"id"' and path[-1] == b'"data"' and len(tok) <= 202:
+                msg_id = _scalar(tok)
+            expect_value = False
+        else:
+            key = tok
+        if comm_id is not None and msg_id is not None:
+            break
+    return comm_id, msg_id
+
+
+def _scalar(tok: bytes) -> Any:
+    try:
+        value = json.loads(tok)
+    except ValueError:
+        return None
+    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+
+def screen_message(kernel: Any, msg: list[Any]) -> tuple[str, str, bytes] | None:
+    """None if `msg` may be parsed; else `(msg_type, why, content frame)` for a refused message.
+
+    Runs on the shell-channel thread before ipykernel (or `reroute_comm_open`)
+    unpacks anything. A message whose signature does not verify is left to
+    ipykernel, which rejects it as it would any other.
+    """
+    session = kernel.session
+    _, frames = session.feed_identities(msg, copy=False)
+    if len(frames) < 5:
+        return None
+    parts = [_bytes(f) for f in frames[1:5]]
+    header, content = parts[0], parts[3]
+    msg_type = _peek_type(header)
+    if msg_type in _COMM_TYPES and len(content) > MAX_COMM_FRAME_BYTES:
+        why = f"a comm message over {MAX_COMM_FRAME_BYTES} bytes"
+    else:
+        why = next((p for p in map(json_problem, parts) if p is not None), "")
+        if not why and msg_type in _COMM_TYPES:
+            why = _comm_shape_problem(parts)
+    if not why:
+        return None
+    if session.auth is not None and not hmac.compare_digest(session.sign(parts), _bytes(frames[0])):
+        return None
+    return (msg_type or b"?").decode("ascii", "replace"), why, content
+
+
+def _comm_shape_problem(parts: list[bytes]) -> str:
+    """Why a bounded comm message would still make ipykernel log a traceback ("" if none).
+
+    ipykernel unpacks it on two threads and indexes `content["comm_id"]`; a
+    frame that is not JSON, or content without a comm id, would raise there.
+    Parsing these small frames once more costs microseconds.
+    """
+    try:
+        header, parent, metadata, content = (json.loads(p) for p in parts)
+    except ValueError as exc:
+        return f"a frame is not valid JSON ({type(exc).__name__})"
+    if not all(isinstance(x, dict) for x in (header, parent, metadata, content)):
+        return "header, parent, metadata and content must be JSON objects"
+    if not isinstance(content.get("comm_id"), str):
+        return "a comm message needs a string comm_id"
+    return ""
+
+
+def _peek_type(header: bytes) -> bytes | None:
+    m = re.search(rb'"msg_type"\s*:\s*"([a-z_]{1,40})"', header[:4096])
+    return m.group(1) if m else None
+
+
+def route_shell_message(
+    kernel: Any,
+    msg: list[Any],
+    subshell_id: str | None,
+    refuse: Callable[[str | None, Any, str], None],
+) -> list[Any] | None:
+    """The kernel's step before ipykernel's `shell_channel_thread_main` (shell-channel thread).
+
+    Returns the message to hand on (re-addressed if it is our `comm_open`), or
+    None if it was refused: a refused comm message goes to `refuse(comm_id,
+    msg_id, why)`, which answers the client; anything else is logged in one
+    line. Nothing is printed and no traceback is written.
+    """
+    try:
+        refused = screen_message(kernel, msg)
+    except Exception:  # a bug here must not stop the shell channel
+        log.warning("could not screen a shell message", exc_info=True)
+        refused = None
+    if refused is not None:
+        msg_type, why, content = refused
+        if msg_type in ("comm_msg", "comm_close"):
+            comm_id, msg_id = recover_ids(content)
+            refuse(comm_id, msg_id, why)
+        else:
+            log.warning("refused a %s message unread: %s", msg_type, why)
+        return None
+    if subshell_id is not None:
+        try:
+            return reroute_comm_open(kernel, msg, subshell_id)
+        except Exception:
+            log.debug("could not reroute a message", exc_info=True)
+    return msg
