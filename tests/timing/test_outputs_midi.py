@@ -73,7 +73,7 @@ def play(table: list[Any], midi: dict[str, Any] | None = None, division: int = 1
         1,
         now=0.0,
     )
-    end = len(table) / division * SPB - LOOKAHEAD - 1e-6  # render exactly one pass over the table
+    end = len(table) / division * SPB - 1e-6  # render exactly one pass over the table (see below)
     t = 0.0
     while t < end:  # in slices, as the loop would (a jump of more than 1 s is skipped as "behind")
         t = min(end, t + 0.25)
@@ -164,3 +164,26 @@ def test_out_of_range_notes_are_clamped_and_nonsense_is_not_a_note():
     assert midi_note({"note": True}) is None
     event = Event(0.0, 1.0, 1.0, 0, {"note": 300}, "s", 0.5, 1.0)
     assert MidiOut().messages({"channel": 1, "velocity": 100, "length": 0.0}, event)[0][1] == (0x90, 127, 100)
+
+
+def test_midi_clock_ticks_24_times_a_beat_with_start_at_beat_zero():
+    out = Collect()
+    r = Renderer({c.type_name: c for c in BUILTIN_TYPES}, out, lookahead=LOOKAHEAD, wall=WallClock(1e9))
+    r.reset(
+        {
+            "clock": {"bpm": 120.0, "playing": True, "meter": 4},
+            "modules": {"c": {"type": "midi_clock", "params": {"ppq": 24}}, "m": {"type": "midi_out", "params": {}}},
+            "connections": [{"src": "c.out", "dst": "m.in"}],
+        },
+        1,
+        now=0.0,
+    )
+    t = 0.0
+    end = 2 * SPB - 1e-6  # a render reaches one lookahead past now, and beat 0 is one lookahead after 0: two beats
+    while t < end:  # in small windows, as the loop does
+        r.advance(t)
+        t += 0.013
+    r.advance(end)
+    assert out.midi[0] == (at(0), (0xFA,))  # Start, then the first tick at the same instant
+    ticks = [when for when, message in out.midi if message == (0xF8,)]
+    assert ticks == [at(k / 24) for k in range(48)]

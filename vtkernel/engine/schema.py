@@ -39,7 +39,7 @@ from vtkernel.engine.moduletype import (
 from vtkernel.engine.pattern_module import PatternModule
 from vtkernel.engine.patterns import euclid, events_between, lfo_value
 from vtkernel.engine.scsynth import ScsynthOut
-from vtkernel.engine.sinks import MidiOut, OscOut, Recorder, SuperDirt
+from vtkernel.engine.sinks import MidiClock, MidiOut, OscOut, Recorder, SuperDirt
 from vtkernel.protocol import NAME_RE, VTError
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "Const",
     "Euclid",
     "Event",
+    "MidiClock",
     "MidiOut",
     "ModuleType",
     "Onset",
@@ -135,6 +136,7 @@ BUILTIN_TYPES: tuple[type[ModuleType], ...] = (
     SuperDirt,
     ScsynthOut,
     MidiOut,
+    MidiClock,
     Recorder,
 )
 
@@ -158,10 +160,10 @@ class Registry:
     def register(self, cls: type[ModuleType]) -> type[ModuleType]:
         if not isinstance(cls, type) or not issubclass(cls, ModuleType):
             raise TypeError("a module type must subclass vtkernel.engine.schema.ModuleType")
-        if not NAME_RE.match(cls.type_name or ""):
+        if not NAME_RE.fullmatch(cls.type_name or ""):
             raise ValueError(f"module type name {cls.type_name!r} is not a valid name")
         for pname, spec in cls.params.items():
-            if not NAME_RE.match(pname):
+            if not NAME_RE.fullmatch(pname):
                 raise ValueError(f"param name {pname!r} of {cls.type_name} is not a valid name")
             spec.validate(cls.type_name, pname, spec.default)
         for listener in self._listeners:

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
-from vtkernel.engine.moduletype import Event, ModuleType, Outputs, Params, ParamSpec
+from vtkernel.engine.moduletype import Event, ModuleType, Onset, Outputs, Params, ParamSpec
 
 # OSC 1.0: an address is printable ASCII without space, and without the
 # pattern characters # * , ? [ ] { }. NUL and DEL would cut or corrupt the
@@ -398,6 +398,9 @@ class MidiOut(ModuleType):
     def messages(self, p: Params, event: Event) -> list[tuple[float, tuple[int, ...]]]:
         """The MIDI messages of one event, each with its monotonic send time (note-on, CCs, note-off)."""
         fields = event_fields(event.value)
+        if fields.get("midi_clock") is True:  # a tick from a `midi_clock` module
+            ticks: list[tuple[float, tuple[int, ...]]] = [(event.time, (MIDI_CLOCK,))]
+            return [(event.time, (MIDI_START,)), *ticks] if fields.get("start") is True else ticks
         channel = p["channel"]
         for name in ("channel", "midichan"):
             given = fields.get(name)
@@ -473,6 +476,35 @@ class MidiOut(ModuleType):
             return
         for at, message in messages:
             out.send_midi(self.name, p["port"], at, message)
+
+
+MIDI_CLOCK = 0xF8
+MIDI_START = 0xFA
+
+
+class MidiClock(ModuleType):
+    type_name = "midi_clock"
+    doc = (
+        "MIDI clock: a tick event every 1/24 beat (MIDI's 24 ppq), and Start at beat 0; "
+        "connect it to a `midi_out` to drive a drum machine or a DAW from the transport."
+    )
+    params = {"ppq": ParamSpec("int", 24, "ticks per beat (MIDI clock is 24)", min=1, max=96)}
+    outputs = ("out",)
+
+    @classmethod
+    def steps_per_beat(cls, p: Params) -> int:
+        ppq = p.get("ppq")
+        return ppq if isinstance(ppq, int) and ppq > 0 else 24
+
+    def pattern(self, p: Params, start: float, end: float) -> list[Onset]:
+        ppq = p["ppq"]
+        k = math.ceil(start * ppq - 1e-9)
+        out: list[Onset] = []
+        while k / ppq < end:
+            if k >= 0:
+                out.append((k / ppq, {"midi_clock": True, "start": k == 0}, 1.0 / ppq))
+            k += 1
+        return out
 
 
 class Recorder(ModuleType):
