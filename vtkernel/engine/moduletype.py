@@ -165,6 +165,8 @@ def _validate_pattern(where: str, value: Any) -> Any:
 
     if isinstance(value, tuple):  # the document keeps top-level lists as tuples
         value = list(value)
+    elif not isinstance(value, (str, list, dict)) and hasattr(value, "tree"):
+        value = value.tree  # a Pattern built in Python: its JSON form
     try:
         size = len(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError):
