@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,12 +79,13 @@ def browser_available(app: str = "lab") -> str | None:
     return None
 
 
-def panel_notebook(path: Path, setup: str, panels: int = 1) -> Path:
-    """A notebook that declares some modules, then shows `panels` panels, one per cell."""
+def panel_notebook(path: Path, setup: str, panels: int = 1, after: Sequence[str] = ()) -> Path:
+    """A notebook that declares some modules, shows `panels` panels, one per cell, then runs the `after` cells."""
     import nbformat
 
     cells = [nbformat.v4.new_code_cell(setup)]
     cells += [nbformat.v4.new_code_cell(f"panel{i} = vt.panel()\npanel{i}") for i in range(panels)]
+    cells += [nbformat.v4.new_code_cell(source) for source in after]
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "vtkernel", "display_name": "vtkernel (Python 3)", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}

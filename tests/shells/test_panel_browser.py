@@ -48,7 +48,7 @@ vt.connect("lfo1.out", "lfo2.depth")
 @pytest.fixture(scope="module")
 def lab(jupyter_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     with LabServer(tmp_path_factory.mktemp("lab"), jupyter_path) as server:
-        panel_notebook(server.root / "panels.ipynb", SETUP, panels=2)
+        panel_notebook(server.root / "panels.ipynb", SETUP, panels=2, after=["vt.graph()"])
         yield server
 
 
@@ -358,6 +358,30 @@ def test_screenshots_in_light_and_dark_themes(page: Any, theme: str) -> None:
     panel(page).screenshot(path=str(ARTIFACTS / f"panel-{slug}.png"))
     page.screenshot(path=str(ARTIFACTS / f"lab-{slug}.png"))
     assert Path(ARTIFACTS / f"panel-{slug}.png").stat().st_size > 10_000
+    if theme == DARK:
+        set_theme(page, LIGHT)
+
+
+@pytest.mark.parametrize("theme", [LIGHT, DARK])
+def test_the_patch_picture_is_drawn_in_the_themes_text_colour(page: Any, theme: str) -> None:
+    set_theme(page, theme)
+    picture = page.locator('.jp-OutputArea-output svg[aria-label="vtkernel patch"]').first
+    picture.wait_for(timeout=10_000)  # inline, not an <img>: there currentColor is always black
+    colors = picture.evaluate(
+        """(svg) => {
+            let node = svg, bg = 'rgba(0, 0, 0, 0)';
+            while (node && (bg === 'rgba(0, 0, 0, 0)' || bg === 'transparent')) {
+                bg = getComputedStyle(node).backgroundColor; node = node.parentElement;
+            }
+            const names = [...svg.querySelectorAll('text')].filter((t) => t.textContent === 'lfo1');
+            return {bg, text: getComputedStyle(names[0]).fill};
+        }"""
+    )
+    assert abs(_luminance(colors["text"]) - _luminance(colors["bg"])) > 0.5, colors
+    slug = "dark" if theme == DARK else "light"
+    ARTIFACTS.mkdir(exist_ok=True)
+    picture.scroll_into_view_if_needed()
+    picture.screenshot(path=str(ARTIFACTS / f"patch-{slug}.png"))
     if theme == DARK:
         set_theme(page, LIGHT)
 

@@ -91,11 +91,17 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
         self._register_pictures()
 
     def _register_pictures(self) -> None:
-        """Snapshots display as an SVG of the patch graph (users would rather look than read)."""
-        from vtkernel.engine.pictures import patch_svg
+        """Snapshots display as an SVG of the patch graph (users would rather look than read).
 
-        svg = self.shell.display_formatter.formatters["image/svg+xml"]
-        svg.for_type(Snapshot, lambda snap: patch_svg(snap, self.engine.registry))
+        Inline HTML first, so the drawing takes the theme's text colour (see `vtkernel.pictures.svg`).
+        """
+        from vtkernel.engine.pictures import patch_svg
+        from vtkernel.pictures import Picture
+
+        formatters = self.shell.display_formatter.formatters
+        picture = lambda snap: Picture(patch_svg(snap, self.engine.registry))  # noqa: E731
+        formatters["text/html"].for_type(Snapshot, lambda snap: picture(snap)._repr_html_())
+        formatters["image/svg+xml"].for_type(Snapshot, lambda snap: picture(snap)._repr_svg_())
 
     def _runtime_report(self, line: str) -> None:
         """Reader thread of the runtime: a problem with outputs, said once."""
@@ -490,24 +496,22 @@ class KernelServices:
     # ----- pictures and timing ---------------------------------------------------------
 
     def graph(self) -> Any:
-        from IPython.display import SVG
-
         from vtkernel.engine.pictures import patch_svg
+        from vtkernel.pictures import Picture
 
-        return SVG(patch_svg(self.engine.snapshot, self.engine.registry))
+        return Picture(patch_svg(self.engine.snapshot, self.engine.registry), "vtkernel patch")
 
     def timeline(self, name: str | None = None) -> Any:
         """An SVG timeline of what the recorder `name` (default: every recorder) received."""
-        from IPython.display import SVG
-
         from vtkernel.engine.pictures import timeline_svg
+        from vtkernel.pictures import Picture
 
         doc = self.engine.snapshot.doc
         names = [name] if name else [n for n, m in sorted(doc.modules.items()) if m.type == "recorder"]
         if not names:
             raise VTError("unknown_module", "no recorder module: add one, e.g. vt.module('rec', 'recorder'), and connect to rec.in")
         events = {n: self.kernel.runtime.recorded(n) for n in names}
-        return SVG(timeline_svg(events))
+        return Picture(timeline_svg(events), "vtkernel timeline")
 
     def set_lookahead(self, seconds: float) -> str:
         self.kernel.runtime.set_lookahead(float(seconds))
