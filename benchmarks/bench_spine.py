@@ -1,6 +1,7 @@
 """Benchmarks of the spine (issue 2), each beside a baseline measured in the same run.
 
     python benchmarks/bench_spine.py            # prints a markdown table
+    python benchmarks/bench_spine.py connections   # only some parts (queue publish connections kernels acks fanout)
 
 Medians and ratios only: these machines are noisy.
 """
@@ -125,6 +126,44 @@ def bench_publish(rounds: int = 2000) -> list[Row]:
     return [
         ("publish one change, 10 modules", fmt_us(c10), "", ""),
         ("publish one change, 10,000 modules", fmt_us(c10k), f"deep copy of the 10k document {fmt_us(deep)}", f"10k/10 = {c10k / c10:.2f} (goal ≤ 1.5); {deep / c10k:,.0f}× cheaper than a deep copy"),
+    ]
+
+
+def bench_connections(rounds: int = 400) -> list[Row]:
+    """One connect/disconnect/remove among 2,000 connections vs among 20: delta bytes and engine cost."""
+    import json
+
+    from vtkernel.engine.delta import render_ops
+    from vtkernel.protocol import Connect, RemoveModule
+
+    def chain(n: int) -> EditState:  # n lfos, each modulating the next: n-1 connections
+        state = EditState(Document())
+        cmds: list[Any] = [AddModule(name=f"m{i}", type="lfo") for i in range(n)]
+        cmds += [Connect(src=f"m{i}.out", dst=f"m{i + 1}.rate") for i in range(n - 1)]
+        state, _ = apply(state, Batch(commands=cmds), REG)
+        return state
+
+    def cost(state: EditState, cmd: Any) -> tuple[float, int]:
+        times = []
+        size = 0
+        for _ in range(rounds):
+            t = time.perf_counter()
+            after, paths = apply(state, cmd, REG)
+            ops = render_ops(state.doc, after.doc, paths)
+            times.append(time.perf_counter() - t)
+            size = len(json.dumps(ops, separators=(",", ":")))
+        return med(times), size
+
+    small, big = chain(21), chain(2001)
+    connect = Connect(src="m5.out", dst="m9.depth")
+    (t_small, _), (t_big, bytes_big) = cost(small, connect), cost(big, connect)
+    whole = len(json.dumps([{"op": "replace", "path": "/connections", "value": big.doc.to_json()["connections"]}], separators=(",", ":")))
+    rm = RemoveModule(name="m10")
+    (r_small, _), (r_big, rm_bytes) = cost(small, rm), cost(big, rm)
+    return [
+        ("delta for one connect among 2,000 connections", f"{bytes_big} B", f"the whole list (before issue 12) {whole / 1024:.1f} KiB", f"{whole / bytes_big:,.0f}× smaller"),
+        ("connect: apply + render the delta, 2,000 connections", fmt_us(t_big), f"20 connections {fmt_us(t_small)}", f"{t_big / t_small:.2f}× (O(change): ≈ 1)"),
+        ("remove a module with 2 connections, 2,000 connections", f"{fmt_us(r_big)}, {rm_bytes} B", f"20 connections {fmt_us(r_small)}", f"{r_big / r_small:.2f}×"),
     ]
 
 
@@ -259,7 +298,11 @@ def bench_fanout(changes: int = 40) -> list[Row]:
 
 def main() -> None:
     rows: list[Row] = []
-    for part in (bench_queue, bench_publish, bench_kernels, bench_acks, bench_fanout):
+    parts = (bench_queue, bench_publish, bench_connections, bench_kernels, bench_acks, bench_fanout)
+    chosen = set(sys.argv[1:])
+    for part in parts:
+        if chosen and part.__name__.removeprefix("bench_") not in chosen:
+            continue
         rows.extend(part())
         print(f"... {part.__name__} done", file=sys.stderr)
     print("| measure | vtkernel | baseline (same run) | ratio |")

@@ -3,10 +3,11 @@
 Pure (no I/O, no threads, no Jupyter), so the protocol rules a shell relies on
 are tested without a kernel:
 
-- `apply_patch` applies `add`/`remove`/`replace` (plus `move`/`copy`/`test`)
-  without mutating its input: containers along each op's path are copied,
-  the rest is shared, so a reader holding the old document never sees a
-  half-applied delta;
+- deltas are applied with `vtkernel.jsonpatch.apply_patch` (the project's one
+  JSON Patch implementation, shared with the engine), which never mutates its
+  input: a reader holding the old document never sees a half-applied delta.
+  Connection changes arrive as element ops (`add`/`remove` at
+  `/connections/INDEX` of the sorted list);
 - `Mirror.apply` accepts a delta only if its `base` is the version held, and
   returns `None` on a gap (the caller then sends `resync`);
 - `describe` turns the ops of one delta into short lines such as
@@ -20,132 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-
-class PatchError(ValueError):
-    """A delta that does not fit the document it claims to patch."""
-
-
-def parse_pointer(pointer: str) -> list[str]:
-    if pointer == "":
-        return []
-    if not pointer.startswith("/"):
-        raise PatchError(f"bad JSON pointer {pointer!r}")
-    return [seg.replace("~1", "/").replace("~0", "~") for seg in pointer[1:].split("/")]
-
-
-def _index(container: list[Any], seg: str, *, insert: bool) -> int:
-    if insert and seg == "-":
-        return len(container)
-    if not seg.isdigit() or (len(seg) > 1 and seg[0] == "0"):
-        raise PatchError(f"bad array index {seg!r}")
-    i = int(seg)
-    if i > len(container) or (not insert and i == len(container)):
-        raise PatchError(f"array index {i} out of range")
-    return i
-
-
-def _get(doc: Any, parts: list[str]) -> Any:
-    node = doc
-    for seg in parts:
-        if isinstance(node, dict):
-            if seg not in node:
-                raise PatchError(f"no member {seg!r}")
-            node = node[seg]
-        elif isinstance(node, list):
-            node = node[_index(node, seg, insert=False)]
-        else:
-            raise PatchError(f"cannot descend into {type(node).__name__} at {seg!r}")
-    return node
-
-
-def _with_parent(doc: Any, parts: list[str], edit: Any) -> Any:
-    """Return a copy of `doc` in which `edit(parent_copy, last_segment)` has been applied."""
-    if not parts:
-        raise PatchError("the root cannot be edited this way")
-    root = _shallow(doc)
-    node = root
-    for seg in parts[:-1]:
-        if isinstance(node, dict):
-            if seg not in node:
-                raise PatchError(f"no member {seg!r}")
-            child = node[seg] = _shallow(node[seg])
-        elif isinstance(node, list):
-            i = _index(node, seg, insert=False)
-            child = node[i] = _shallow(node[i])
-        else:
-            raise PatchError(f"cannot descend into {type(node).__name__} at {seg!r}")
-        node = child
-    edit(node, parts[-1])
-    return root
-
-
-def _shallow(node: Any) -> Any:
-    if isinstance(node, dict):
-        return dict(node)
-    if isinstance(node, list):
-        return list(node)
-    raise PatchError(f"cannot descend into {type(node).__name__}")
-
-
-def _add(value: Any) -> Any:
-    def edit(parent: Any, seg: str) -> None:
-        if isinstance(parent, dict):
-            parent[seg] = value
-        else:
-            parent.insert(_index(parent, seg, insert=True), value)
-
-    return edit
-
-
-def _remove(parent: Any, seg: str) -> None:
-    if isinstance(parent, dict):
-        if seg not in parent:
-            raise PatchError(f"no member {seg!r} to remove")
-        del parent[seg]
-    else:
-        del parent[_index(parent, seg, insert=False)]
-
-
-def _replace(value: Any) -> Any:
-    def edit(parent: Any, seg: str) -> None:
-        if isinstance(parent, dict):
-            if seg not in parent:
-                raise PatchError(f"no member {seg!r} to replace")
-            parent[seg] = value
-        else:
-            parent[_index(parent, seg, insert=False)] = value
-
-    return edit
-
-
-def apply_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
-    """Apply RFC 6902 `ops` to `doc` and return the new document; `doc` is left untouched."""
-    for op in ops:
-        if not isinstance(op, dict) or "path" not in op:
-            raise PatchError(f"bad patch operation {op!r}")
-        kind = op.get("op")
-        parts = parse_pointer(op["path"])
-        if kind in ("add", "replace") and not parts:
-            doc = op["value"]
-        elif kind == "add":
-            doc = _with_parent(doc, parts, _add(op["value"]))
-        elif kind == "remove":
-            doc = _with_parent(doc, parts, _remove)
-        elif kind == "replace":
-            doc = _with_parent(doc, parts, _replace(op["value"]))
-        elif kind in ("move", "copy"):
-            src = parse_pointer(op["from"])
-            value = _get(doc, src)
-            if kind == "move":
-                doc = _with_parent(doc, src, _remove)
-            doc = _with_parent(doc, parts, _add(value)) if parts else value
-        elif kind == "test":
-            if _get(doc, parts) != op.get("value"):
-                raise PatchError(f"test failed at {op['path']}")
-        else:
-            raise PatchError(f"unknown patch op {kind!r}")
-    return doc
-
+from vtkernel.jsonpatch import PatchError, apply_patch, decode_pointer
 
 # --------------------------------------------------------------------------
 # Describing changes
@@ -196,9 +72,10 @@ def _param_changes(module: str, before: dict[str, Any], after: dict[str, Any]) -
 def describe(before: dict[str, Any], after: dict[str, Any], ops: list[dict[str, Any]]) -> list[Change]:
     """Short lines for the ops of one delta (values are read from `after`, the patched document)."""
     out: list[Change] = []
+    connections_done = False
     for op in ops:
         try:
-            parts = parse_pointer(op.get("path", ""))
+            parts = decode_pointer(op.get("path", ""))
         except PatchError:
             continue
         head = parts[0] if parts else ""
@@ -227,7 +104,9 @@ def describe(before: dict[str, Any], after: dict[str, Any], ops: list[dict[str, 
                         _param_changes(name, old_mods[name].get("params") or {}, new_mods[name].get("params") or {})
                     )
         elif head == "connections":
-            out.extend(_connection_changes(before.get("connections") or [], after.get("connections") or []))
+            if not connections_done:  # one delta may hold many element ops: compare the lists once
+                connections_done = True
+                out.extend(_connection_changes(before.get("connections") or [], after.get("connections") or []))
         elif head == "clock":
             out.extend(_clock_changes(before.get("clock") or {}, after.get("clock") or {}))
         else:

@@ -380,6 +380,10 @@ def describe_paths(before: Document, after: Document, paths: Any) -> list[str]:
                 out.append(f"add {path[1]} {new.type}")
             else:
                 out.append(f"{path[1]} is a {new.type} again" if old.type != new.type else f"{path[1]} params")
+        elif head == "connections" and len(path) == 3:
+            key = (path[1], path[2])
+            if (key in after.connections) != (key in before.connections):
+                out.append(f"{'connect' if key in after.connections else 'disconnect'} {path[1]} {path[2]}")
         elif head == "connections":
             gone = [k for k in before.connections.keys() if k not in after.connections]
             came = [k for k in after.connections.keys() if k not in before.connections]

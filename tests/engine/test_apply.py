@@ -198,7 +198,7 @@ def test_load_document_replaces_the_patch_and_is_undoable(two_lfos: EditState) -
     other = run(EditState(Document()), {"op": "add_module", "name": "only", "type": "seq"}).doc
     state, paths = apply(two_lfos, LoadDocument(other), REG)
     assert list(state.doc.modules.keys()) == ["only"]
-    assert ("modules", "lfo1") in paths and ("connections",) in paths
+    assert ("modules", "lfo1") in paths and ("connections", "lfo1.out", "lfo2.rate") in paths
     state = run(state, {"op": "undo"})
     assert sorted(state.doc.modules.keys()) == ["lfo1", "lfo2"]
 

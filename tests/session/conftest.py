@@ -14,7 +14,7 @@ import immutables
 import pytest
 
 from vtkernel.engine import Engine, Registry, default_registry
-from vtkernel.engine.document import Clock, Document, Module
+from vtkernel.engine.document import Clock, Connections, Document, Module
 from vtkernel.session import FileOps, SessionManager
 
 HERE = Path(__file__).parent
@@ -40,7 +40,7 @@ def make_doc(n: int = 3, *, bpm: float = 120.0) -> Document:
         for i in range(n)
     }
     connections = {("lfo0.out", "lfo1.rate"): True} if n >= 2 else {}
-    return Document(Clock(bpm, False, 4), immutables.Map(modules), immutables.Map(connections))
+    return Document(Clock(bpm, False, 4), immutables.Map(modules), Connections(connections))
 
 
 class Reports:

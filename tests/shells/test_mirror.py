@@ -126,3 +126,21 @@ def test_describe_says_what_changed_in_command_words() -> None:
 )
 def test_the_keys_a_command_line_may_touch(line: str, keys: set[str] | None) -> None:
     assert touched_keys(line) == keys
+
+
+def test_connection_element_ops_from_the_engine_apply_and_read_as_commands() -> None:
+    m = Mirror()
+    m.load({"type": "snapshot", "version": 1, "state": copy.deepcopy(DOC)})
+    ops = [
+        {"op": "remove", "path": "/connections/0"},
+        {"op": "add", "path": "/connections/0", "value": {"src": "lfo1.out", "dst": "lfo2.depth"}},
+        {"op": "add", "path": "/connections/1", "value": {"src": "lfo2.out", "dst": "lfo1.rate"}},
+    ]
+    changes = m.apply({"type": "delta", "base": 1, "version": 2, "ops": ops, "origin": "editor"})
+    assert m.connections() == [("lfo1.out", "lfo2.depth"), ("lfo2.out", "lfo1.rate")]
+    assert [c.text for c in changes or []] == [
+        "disconnect lfo1.out lfo2.rate",
+        "connect lfo1.out lfo2.depth",
+        "connect lfo2.out lfo1.rate",
+    ]
+    assert m.apply({"type": "delta", "base": 2, "version": 3, "ops": [{"op": "remove", "path": "/connections/5"}]}) is None

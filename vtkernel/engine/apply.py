@@ -17,6 +17,7 @@ import immutables
 
 from vtkernel.engine.document import Clock, Document, Module, Path, document_from_json
 from vtkernel.engine.schema import Registry
+from vtkernel.jsonpatch import to_json
 from vtkernel.protocol import (
     NAME_RE,
     PORT_RE,
@@ -138,15 +139,9 @@ def add_module(doc: Document, cmd: AddModule, reg: Registry) -> tuple[Document, 
 def remove_module(doc: Document, cmd: RemoveModule) -> tuple[Document, Changes]:
     _module(doc, cmd.name)
     changes: Changes = [("modules", cmd.name)]
-    connections = doc.connections
-    dropped = [key for key in connections.keys() if _owner(key[0]) == cmd.name or _owner(key[1]) == cmd.name]
-    if dropped:
-        with connections.mutate() as mm:
-            for key in dropped:
-                del mm[key]
-            connections = mm.finish()
-        changes.append(("connections",))
-    return Document(doc.clock, doc.modules.delete(cmd.name), connections), changes
+    dropped = doc.connections.of_module(cmd.name)  # its own connections only: no scan of the others
+    changes.extend(("connections", s, d) for s, d in dropped)
+    return Document(doc.clock, doc.modules.delete(cmd.name), doc.connections.remove_all(dropped)), changes
 
 
 def set_param(doc: Document, cmd: SetParam, reg: Registry) -> tuple[Document, Changes]:
@@ -184,7 +179,7 @@ def connect(doc: Document, cmd: Connect, reg: Registry) -> tuple[Document, Chang
     key = (cmd.src, cmd.dst)
     if key in doc.connections:
         return doc, []
-    return Document(doc.clock, doc.modules, doc.connections.set(key, True)), [("connections",)]
+    return Document(doc.clock, doc.modules, doc.connections.add(key)), [("connections", cmd.src, cmd.dst)]
 
 
 def disconnect(doc: Document, cmd: Disconnect, reg: Registry) -> tuple[Document, Changes]:
@@ -192,7 +187,7 @@ def disconnect(doc: Document, cmd: Disconnect, reg: Registry) -> tuple[Document,
     if key not in doc.connections:
         _check_link(doc, cmd.src, cmd.dst, reg)  # say why if the names are wrong; else a no-op
         return doc, []
-    return Document(doc.clock, doc.modules, doc.connections.delete(key)), [("connections",)]
+    return Document(doc.clock, doc.modules, doc.connections.remove(key)), [("connections", cmd.src, cmd.dst)]
 
 
 def set_bpm(doc: Document, cmd: SetBpm) -> tuple[Document, Changes]:
@@ -225,10 +220,6 @@ def _module(doc: Document, name: str) -> Module:
     if module is None:
         raise VTError("unknown_module", f"no module named {name!r}")
     return module
-
-
-def _owner(port: str) -> str:
-    return port.split(".", 1)[0]
 
 
 def _apply_batch(doc: Document, cmd: Batch, reg: Registry) -> tuple[Document, Changes]:
@@ -283,7 +274,13 @@ def diff_paths(old: Document, new: Document) -> Changes:
             if a != b:
                 changes.append(("modules", name))
     if old.connections != new.connections:
-        changes.append(("connections",))
+        was, now = old.connections, new.connections
+        differ = [k for k in was if k not in now] + [k for k in now if k not in was]
+        # Few differences: name each (element ops); many: the whole list is the smaller delta.
+        if len(differ) <= max(16, len(now) // 4):
+            changes.extend(("connections", s, d) for s, d in differ)
+        else:
+            changes.append(("connections",))
     return changes
 
 
@@ -373,7 +370,7 @@ def validate_document(data: Any, reg: Registry) -> Document:
         if not isinstance(modules, Mapping):
             raise VTError("invalid_value", "modules must be an object")
         for name, m in modules.items():
-            if not isinstance(name, str) or not NAME_RE.match(name):
+            if not isinstance(name, str) or not NAME_RE.fullmatch(name):
                 raise VTError("invalid_value", f"bad module name {name!r}")
             if not isinstance(m, Mapping) or set(m) - {"type", "params"} or not isinstance(m.get("type"), str):
                 raise VTError("invalid_value", f"modules.{name} must be an object with type and params")
@@ -401,7 +398,7 @@ def validate_document(data: Any, reg: Registry) -> Document:
             if not isinstance(c, Mapping) or set(c) != {"src", "dst"}:
                 raise VTError("invalid_value", f"bad connection {c!r}: expected {{src, dst}}")
             src, dst = c["src"], c["dst"]
-            if not (isinstance(src, str) and isinstance(dst, str) and PORT_RE.match(src) and PORT_RE.match(dst)):
+            if not (isinstance(src, str) and isinstance(dst, str) and PORT_RE.fullmatch(src) and PORT_RE.fullmatch(dst)):
                 raise VTError("invalid_value", f"bad connection {src!r} -> {dst!r}")
             doc, _ = connect(doc, Connect.model_construct(src=src, dst=dst), reg)
     except VTError as exc:
@@ -416,13 +413,9 @@ def commands_for(doc: Document) -> Iterable[Any]:
     if doc.clock.meter != Clock().meter:
         yield SetMeter(meter=doc.clock.meter)
     for name, m in sorted(doc.modules.items()):
-        yield AddModule(name=name, type=m.type, params={k: _plain(v) for k, v in m.params.items()})
+        yield AddModule(name=name, type=m.type, params={k: to_json(v) for k, v in m.params.items()})
     for src, dst in doc.sorted_connections():
         yield Connect(src=src, dst=dst)
-
-
-def _plain(v: Any) -> Any:
-    return list(v) if isinstance(v, tuple) else v
 
 
 __all__ = [

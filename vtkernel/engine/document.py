@@ -1,9 +1,10 @@
 """The immutable, versioned document and its read-only views.
 
-A `Document` is a frozen value: clock, modules and connections. Modules and
-connections live in HAMTs (`immutables.Map`), so a new document shares all
-but the changed path with the old one: publishing a version costs what the
-change costs (O(log n)), not the size of the document.
+A `Document` is a frozen value: clock, modules and connections. Modules live
+in a HAMT (`immutables.Map`) and connections in `Connections` (HAMTs plus a
+chunked sorted order), so a new document shares all but the changed path
+with the old one: publishing a version costs what the change costs, not the
+size of the document.
 
 A `Snapshot` is a published document plus its version, the changes that
 produced it and their origin. It is a read-only `Mapping` shaped like the
@@ -13,17 +14,24 @@ is safe to hand to any thread: nothing in it can change.
 
 from __future__ import annotations
 
+import bisect
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import immutables
 
+from vtkernel.jsonpatch import MISSING, from_json, to_json
+
 # A path into the JSON document, as JSON-Pointer segments, e.g.
 # ("modules", "lfo1", "params", "rate"). Changes are recorded as paths; the
-# hub renders them into RFC 6902 ops against the client's base.
+# hub renders them into RFC 6902 ops against the client's base. One exception:
+# a connection is named by its key, ("connections", SRC, DST), because its
+# index in the sorted list depends on the document; `render_ops` turns it into
+# an `add`/`remove` at `/connections/INDEX`.
 Path = tuple[str, ...]
+ConnKey = tuple[str, str]  # (src, dst), e.g. ("lfo1.out", "lfo2.rate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +52,169 @@ class Module(NamedTuple):
 
     def to_json(self) -> dict[str, Any]:
         # Sorted: a HAMT's order varies with history, and `%vt state` should read the same every time.
-        return {"type": self.type, "params": {k: _json_value(v) for k, v in sorted(self.params.items())}}
-
-
-def _json_value(v: Any) -> Any:
-    return list(v) if isinstance(v, tuple) else v
+        return {"type": self.type, "params": {k: to_json(v) for k, v in sorted(self.params.items())}}
 
 
 EMPTY_MAP: immutables.Map[Any, Any] = immutables.Map()
+_CHUNK = 64  # keys per chunk of the sorted order: an edit copies one chunk and the chunk index
+
+
+class Connections:
+    """The set of connections: immutable, sorted by (src, dst), indexed by module.
+
+    - membership: a HAMT of keys, O(log n);
+    - order: sorted chunks of at most 2x64 keys, so `index` (a key's position
+      in the sorted list the JSON document shows) is two bisects, and an edit
+      copies one chunk plus the chunk index (n/64 entries), not the list;
+    - `of_module(name)`: a module's own connections from a HAMT of HAMTs, so
+      removing a module costs its connections, not all of them.
+
+    Iterating yields keys in sorted order; `keys()` is the same (it stands in
+    for the HAMT this replaced).
+    """
+
+    __slots__ = ("_by_module", "_chunks", "_maxes", "_offsets", "_set")
+
+    def __init__(self, keys: Iterable[ConnKey] = ()) -> None:
+        ordered = sorted(set(keys))
+        chunks = tuple(tuple(ordered[i : i + _CHUNK]) for i in range(0, len(ordered), _CHUNK))
+        own: dict[str, list[ConnKey]] = {}
+        for key in ordered:
+            for name in _owners(key):
+                own.setdefault(name, []).append(key)
+        keyset: immutables.Map[ConnKey, bool] = immutables.Map((k, True) for k in ordered)
+        by_module: immutables.Map[str, immutables.Map[ConnKey, bool]] = immutables.Map(
+            (name, immutables.Map((k, True) for k in ks)) for name, ks in own.items()
+        )
+        self._init(keyset, chunks, by_module)
+
+    def _init(
+        self,
+        keyset: immutables.Map[ConnKey, bool],
+        chunks: tuple[tuple[ConnKey, ...], ...],
+        by_module: immutables.Map[str, immutables.Map[ConnKey, bool]],
+    ) -> None:
+        self._set = keyset
+        self._chunks = chunks
+        self._maxes = tuple(c[-1] for c in chunks)
+        offsets, total = [], 0
+        for c in chunks:
+            offsets.append(total)
+            total += len(c)
+        self._offsets = tuple(offsets)
+        self._by_module = by_module
+
+    @classmethod
+    def _make(
+        cls,
+        keyset: immutables.Map[ConnKey, bool],
+        chunks: tuple[tuple[ConnKey, ...], ...],
+        by_module: immutables.Map[str, immutables.Map[ConnKey, bool]],
+    ) -> Connections:
+        new = cls.__new__(cls)
+        new._init(keyset, chunks, by_module)
+        return new
+
+    # ----- reading ----------------------------------------------------------
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._set
+
+    def __len__(self) -> int:
+        return len(self._set)
+
+    def __bool__(self) -> bool:
+        return len(self._set) > 0
+
+    def __iter__(self) -> Iterator[ConnKey]:
+        for chunk in self._chunks:
+            yield from chunk
+
+    def keys(self) -> Iterator[ConnKey]:
+        return iter(self)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Connections):
+            return self._set == other._set
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._set)
+
+    def __repr__(self) -> str:
+        return f"Connections({list(self)!r})"
+
+    def index(self, key: ConnKey) -> int:
+        """The position of `key` in the sorted list (it must be present). O(log n)."""
+        c = bisect.bisect_left(self._maxes, key)
+        chunk = self._chunks[c]
+        i = bisect.bisect_left(chunk, key)
+        if i == len(chunk) or chunk[i] != key:
+            raise KeyError(key)
+        return self._offsets[c] + i
+
+    def of_module(self, name: str) -> list[ConnKey]:
+        """The connections from or to module `name`, sorted. Costs their number, not all connections."""
+        own = self._by_module.get(name)
+        return [] if own is None else sorted(own.keys())
+
+    # ----- edits (each returns a new set) -------------------------------------
+
+    def add(self, key: ConnKey) -> Connections:
+        if key in self._set:
+            return self
+        chunks = self._chunks
+        if not chunks:
+            return Connections._make(self._set.set(key, True), ((key,),), self._index_add(key))
+        c = min(bisect.bisect_left(self._maxes, key), len(chunks) - 1)
+        chunk = list(chunks[c])
+        bisect.insort(chunk, key)
+        pieces = (tuple(chunk),) if len(chunk) <= 2 * _CHUNK else (tuple(chunk[:_CHUNK]), tuple(chunk[_CHUNK:]))
+        return Connections._make(self._set.set(key, True), chunks[:c] + pieces + chunks[c + 1 :], self._index_add(key))
+
+    def remove(self, key: ConnKey) -> Connections:
+        return self.remove_all([key]) if key in self._set else self
+
+    def remove_all(self, keys: Iterable[ConnKey]) -> Connections:
+        """Without `keys` (those present). Copies only the chunks they are in."""
+        present = sorted(k for k in set(keys) if k in self._set)
+        if not present:
+            return self
+        chunks = list(self._chunks)
+        touched: dict[int, list[ConnKey]] = {}
+        for key in present:
+            c = bisect.bisect_left(self._maxes, key)
+            touched.setdefault(c, []).append(key)
+        for c, gone in touched.items():
+            drop = set(gone)
+            chunks[c] = tuple(k for k in chunks[c] if k not in drop)
+        keyset = self._set
+        by_module = self._by_module
+        with keyset.mutate() as ks, by_module.mutate() as bm:
+            for key in present:
+                del ks[key]
+                for name in _owners(key):
+                    own = bm[name].delete(key)
+                    if own:
+                        bm[name] = own
+                    else:
+                        del bm[name]
+            keyset, by_module = ks.finish(), bm.finish()
+        return Connections._make(keyset, tuple(c for c in chunks if c), by_module)
+
+    def _index_add(self, key: ConnKey) -> immutables.Map[str, immutables.Map[ConnKey, bool]]:
+        by_module = self._by_module
+        for name in _owners(key):
+            by_module = by_module.set(name, by_module.get(name, EMPTY_MAP).set(key, True))
+        return by_module
+
+
+def _owners(key: ConnKey) -> tuple[str, ...]:
+    src, dst = key[0].split(".", 1)[0], key[1].split(".", 1)[0]
+    return (src,) if src == dst else (src, dst)
+
+
+EMPTY_CONNECTIONS = Connections()
 
 
 class Document(NamedTuple):
@@ -63,11 +226,10 @@ class Document(NamedTuple):
 
     clock: Clock = Clock()
     modules: immutables.Map[str, Module] = EMPTY_MAP
-    # Keys are (src, dst); the value is unused. Sorted only when written out.
-    connections: immutables.Map[tuple[str, str], bool] = EMPTY_MAP
+    connections: Connections = EMPTY_CONNECTIONS
 
-    def sorted_connections(self) -> list[tuple[str, str]]:
-        return sorted(self.connections.keys())
+    def sorted_connections(self) -> list[ConnKey]:
+        return list(self.connections)
 
     def to_json(self, version: int | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {} if version is None else {"version": version}
@@ -82,6 +244,8 @@ class Document(NamedTuple):
         if head == "clock":
             return self.clock.to_json() if len(path) == 1 else self.clock.to_json().get(path[1], MISSING)
         if head == "connections":
+            if len(path) == 3:
+                return {"src": path[1], "dst": path[2]} if (path[1], path[2]) in self.connections else MISSING
             return [{"src": s, "dst": d} for s, d in self.sorted_connections()]
         if head == "modules":
             if len(path) == 1:
@@ -95,8 +259,7 @@ class Document(NamedTuple):
                 return module.type
             if len(path) == 3:
                 return module.to_json()["params"]
-            value = module.params.get(path[3], MISSING)
-            return value if value is MISSING else _json_value(value)
+            return to_json(module.params.get(path[3], MISSING))
         return MISSING
 
     def with_patch_of(self, other: Document) -> Document:
@@ -111,35 +274,21 @@ class Document(NamedTuple):
         )
 
 
-class _Missing:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Any = _Missing()
-
-
 def document_from_json(data: Mapping[str, Any]) -> Document:
     """Build a Document from already-validated JSON (see `apply.validate_document`)."""
     clock = data.get("clock", {})
     modules = immutables.Map(
         {
-            name: Module(m["type"], immutables.Map({k: _freeze(v) for k, v in m.get("params", {}).items()}))
+            name: Module(m["type"], immutables.Map({k: from_json(v) for k, v in m.get("params", {}).items()}))
             for name, m in data.get("modules", {}).items()
         }
     )
-    connections = immutables.Map({(c["src"], c["dst"]): True for c in data.get("connections", [])})
+    connections = Connections((c["src"], c["dst"]) for c in data.get("connections", []))
     return Document(
         Clock(float(clock.get("bpm", 120.0)), bool(clock.get("playing", False)), int(clock.get("meter", 4))),
         modules,
         connections,
     )
-
-
-def _freeze(v: Any) -> Any:
-    return tuple(v) if isinstance(v, list) else v
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +328,7 @@ class _View(Mapping[str, Any]):
 
 
 def _module_view(m: Module) -> Mapping[str, Any]:
-    params = _View(lambda: m.params.keys(), lambda k: _json_value(m.params[k]))
+    params = _View(lambda: sorted(m.params.keys()), lambda k: to_json(m.params[k]))
 
     def get(k: str) -> Any:
         if k == "type":

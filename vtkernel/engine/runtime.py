@@ -465,6 +465,8 @@ class Runtime:
 def _quantize_of(pointer: str, latest: dict[Path, tuple[int, str | None]]) -> str | None:
     """The quantization of an op: that of the latest version that touched its path (or a path inside it)."""
     segs = decode_pointer(pointer)
+    if segs[0] == "connections":
+        segs = ("connections",)  # `/connections/7` is an index; the engine's paths name keys
     best, quantize = -1, None
     for path, (i, q) in latest.items():
         n = min(len(path), len(segs))

@@ -14,7 +14,18 @@ from collections.abc import Iterable
 from typing import Any
 
 from vtkernel.engine.document import Path
-from vtkernel.protocol import AddModule, Batch, Connect, Disconnect, Play, RemoveModule, SetBpm, SetParam, Stop
+from vtkernel.protocol import (
+    AddModule,
+    Batch,
+    Connect,
+    Disconnect,
+    Play,
+    RemoveModule,
+    SetBpm,
+    SetMeter,
+    SetParam,
+    Stop,
+)
 
 QUANTIZED = ("step", "beat", "bar")
 
@@ -24,14 +35,23 @@ def _touches(cmd: Any, path: Path) -> bool:
     if isinstance(cmd, SetParam):
         return path[:4] == ("modules", cmd.module, "params", cmd.param) or path == ("modules", cmd.module)
     if isinstance(cmd, (AddModule, RemoveModule)):
-        return path[:2] == ("modules", cmd.name) or path == ("connections",)
+        # Removing a module removes its connections: ("connections", SRC, DST) with its name in one end.
+        return path[:2] == ("modules", cmd.name) or (path[0] == "connections" and _ends_at(path, cmd.name))
     if isinstance(cmd, (Connect, Disconnect)):
-        return path == ("connections",)
+        return path == ("connections", cmd.src, cmd.dst) or path == ("connections",)
     if isinstance(cmd, SetBpm):
         return path == ("clock", "bpm")
+    if isinstance(cmd, SetMeter):
+        return path == ("clock", "meter")
     if isinstance(cmd, (Play, Stop)):
         return path == ("clock", "playing")
     return False
+
+
+def _ends_at(path: Path, module: str) -> bool:
+    if len(path) != 3:
+        return path == ("connections",)
+    return any(end.split(".", 1)[0] == module for end in path[1:])
 
 
 def quantized_paths(cmd: Any, changes: Iterable[Path]) -> list[tuple[Path, str]]:

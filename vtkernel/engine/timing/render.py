@@ -35,6 +35,10 @@ from typing import Any
 
 from vtkernel.engine.schema import Event, ModuleType, Onset, Outputs, ParamSpec
 from vtkernel.engine.timing.clock import BEAT_EPSILON, TempoMap, WallClock, quantize_beat
+from vtkernel.jsonpatch import MISSING as _MISSING
+from vtkernel.jsonpatch import apply_in_place
+from vtkernel.jsonpatch import decode_pointer as decode_pointer  # re-exported: the runtime uses it
+from vtkernel.jsonpatch import get as _get
 
 Segs = tuple[str, ...]
 JSONDoc = dict[str, Any]
@@ -57,22 +61,8 @@ def empty_document() -> JSONDoc:
     return {"clock": {"bpm": 120.0, "playing": False, "meter": 4}, "modules": {}, "connections": []}
 
 
-def decode_pointer(pointer: str) -> Segs:
-    if not pointer.startswith("/"):
-        raise ValueError(f"bad JSON pointer {pointer!r}")
-    return tuple(seg.replace("~1", "/").replace("~0", "~") for seg in pointer[1:].split("/"))
-
-
-def _get(doc: JSONDoc, segs: Segs) -> Any:
-    node: Any = doc
-    for seg in segs:
-        if not isinstance(node, dict) or seg not in node:
-            return _MISSING
-        node = node[seg]
-    return node
-
-
 def _put(doc: JSONDoc, segs: Segs, value: Any) -> None:
+    """Set (or, for `_MISSING`, delete) a member of nested objects, creating them on the way."""
     node: Any = doc
     for seg in segs[:-1]:
         node = node.setdefault(seg, {})
@@ -80,21 +70,6 @@ def _put(doc: JSONDoc, segs: Segs, value: Any) -> None:
         node.pop(segs[-1], None)
     else:
         node[segs[-1]] = value
-
-
-class _Missing:
-    """The sentinel for "no value here". It survives `copy.deepcopy` (identity checks rely on it)."""
-
-    __slots__ = ()
-
-    def __copy__(self) -> _Missing:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> _Missing:
-        return self
-
-
-_MISSING: Any = _Missing()
 
 
 @dataclass(slots=True)
@@ -171,7 +146,13 @@ class Renderer:
         """Apply JSON Patch ops (each with its quantization) received from the engine."""
         for op, quantize in ops:
             segs = decode_pointer(op["path"])
-            _put(self.target, segs, copy.deepcopy(op["value"]) if op["op"] != "remove" else _MISSING)
+            if segs[0] == "connections":
+                # Element ops on the sorted list (or the whole list). `live` takes the list
+                # from `target` when the change lands, so indices never refer to a stale list.
+                apply_in_place(self.target, [{**op, "value": copy.deepcopy(op.get("value"))}])
+                segs = ("connections",)
+            else:
+                _put(self.target, segs, copy.deepcopy(op["value"]) if op["op"] != "remove" else _MISSING)
             # A pending change of a container (say, a module added @bar) will
             # copy the whole container from `target` when it lands, this edit
             # included; pending changes inside what this op replaces are moot.
@@ -193,9 +174,15 @@ class Renderer:
     def _make_live(self, segs: Segs, now: float, at_beat: float) -> None:
         if len(segs) > 2 and segs[0] == "modules" and segs[1] not in self.live["modules"]:
             return  # inside a module that does not sound (yet): it arrives whole, from `target`
+        head = segs[0]
+        if head == "connections":
+            # Its elements are never edited in place, so a shallow copy is enough; only the
+            # routes depend on connections: params, instances and reports stay.
+            self.live["connections"] = list(self.target["connections"])
+            self._routes = None
+            return
         value = _get(self.target, segs)
         _put(self.live, segs, copy.deepcopy(value))
-        head = segs[0]
         if head == "clock":
             self._clock_changed(now, at_beat)
         elif head == "modules" and len(segs) >= 4 and segs[2] == "params":
