@@ -40,6 +40,7 @@ ErrorCode = Literal[
     "session_locked",
     "session_invalid",
     "io_error",
+    "internal_error",  # a bug in vtkernel (its traceback is in the kernel log), not the request's fault
 ]
 ERROR_CODES: tuple[str, ...] = ErrorCode.__args__  # type: ignore[attr-defined]
 

@@ -270,3 +270,77 @@ def test_deep_nesting_and_huge_integers_get_bad_message_without_a_traceback(logg
     assert "Traceback" not in log, log[-3000:]
     assert "refused a comm_open message unread: nested deeper than 100 levels" in log, log[-3000:]
     assert "Traceback" not in iopub_stderr(c)
+
+
+# ----- internal errors (issue 12 #3, #4): a bug says so, in its own code, with its traceback logged
+
+
+INJECT_ENGINE_BUG = """
+import vtkernel.engine.engine as _E
+_orig_apply = _E.apply
+def _faulty(edit, command, *args):
+    if getattr(command, "op", None) == "set_bpm" and command.bpm == 66:
+        raise ZeroDivisionError("injected")
+    return _orig_apply(edit, command, *args)
+_E.apply = _faulty
+"""
+
+
+def test_bugs_are_internal_error_with_their_traceback_in_the_kernel_log_only(logged_kernel: tuple[Kernel, Path]) -> None:
+    kernel, log_path = logged_kernel
+    c = kernel.client(shell="victim")
+    kernel.ok(INJECT_ENGINE_BUG)
+    engine_bug = c.call({"op": "set_bpm", "bpm": 66})
+    kernel.ok("get_ipython().kernel.hub.script_text = lambda snap: 1 / 0")
+    c.send({"type": "get_script", "id": "script"})
+    hub_bug = c.reply("script")
+    kernel.ok("get_ipython().kernel.services.fns['script'] = lambda *a: {}['missing']")
+    verb_bug = c.reply(c.text("script"))
+    for reply, what in ((engine_bug, "ZeroDivisionError: injected"), (hub_bug, "ZeroDivisionError"), (verb_bug, "KeyError")):
+        assert reply["type"] == "error" and reply["error"]["code"] == "internal_error", reply
+        assert what in reply["error"]["message"] and "\n" not in reply["error"]["message"], reply
+    assert c.call({"op": "set_bpm", "bpm": 67})["type"] == "ack"  # the kernel carries on
+    kernel.ok("print('sync')")
+    log = log_path.read_text()
+    assert log.count("Traceback") >= 3, log[-3000:]
+    assert "internal error applying SetBpm" in log and "ZeroDivisionError: injected" in log
+    assert "Traceback" not in iopub_stderr(c)  # not in any cell's output
+    c.close()
+
+
+class _Telemetry:
+    """Stopped transport: the same frame every tick."""
+
+    def __call__(self) -> dict[str, Any]:
+        return {"beat": 0.0, "playing": False, "values": {}}
+
+
+def test_telemetry_reaches_every_subscriber_even_when_the_budget_was_spent() -> None:
+    """`_telemetry_seen` used to be marked before the budget check: a skipped client never got the frame."""
+    import asyncio
+
+    from vtkernel.engine import Engine, default_registry
+    from vtkernel.kernel.hub import BUDGET_BURST, Hub
+
+    engine = Engine(default_registry()).start()
+    loop = asyncio.new_event_loop()
+    try:
+        hub = Hub(engine, loop, telemetry=_Telemetry(), iopub_budget=100.0)
+        # Enough subscribers that their snapshots and schemas spend the whole burst.
+        recorders = [_Recorder() for _ in range(int(BUDGET_BURST))]
+        for r in recorders:
+            hub.add_client(r, {"shell": "t", "telemetry": True})
+
+        async def all_have_telemetry() -> None:
+            for r in recorders:
+                r.arrived = asyncio.Event()
+            while not all(any(m["type"] == "telemetry" for m in r.messages) for r in recorders):
+                waiting = [r for r in recorders if not any(m["type"] == "telemetry" for m in r.messages)]
+                await waiting[0].arrived.wait()
+                waiting[0].arrived.clear()
+
+        loop.run_until_complete(asyncio.wait_for(all_have_telemetry(), 10))
+    finally:
+        hub.close()
+        engine.stop()
+        loop.close()

@@ -21,6 +21,7 @@ Thread ownership
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections import deque
@@ -34,6 +35,8 @@ from vtkernel.engine.queue import CommandQueue
 from vtkernel.engine.schema import Registry, default_registry
 from vtkernel.engine.timing.quantize import quantized_paths
 from vtkernel.protocol import Batch, Redo, Undo, VTError
+
+log = logging.getLogger("vtkernel.engine")
 
 HISTORY_LIMIT = 1000
 DRAIN_LIMIT = 4096  # commands applied per published version, at most
@@ -289,10 +292,11 @@ class Engine:
                 if reply is not None:
                     replies.append((item, exc))
                 continue
-            except Exception as exc:  # a bug: keep running, report it as a command error
+            except Exception as exc:  # a bug: keep running, log its traceback, answer `internal_error`
                 errors += 1
+                log.exception("internal error applying %s from %s", type(command).__name__, item_origin)
                 if reply is not None:
-                    replies.append((item, VTError("invalid_command", f"internal error: {type(exc).__name__}: {exc}")))
+                    replies.append((item, VTError("internal_error", f"{type(exc).__name__}: {exc}"[:300].replace("\n", " "))))
                 continue
             if reply is not None:
                 replies.append((item, None))

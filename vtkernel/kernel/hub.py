@@ -127,6 +127,7 @@ class Hub:
         self._telemetry_task: asyncio.TimerHandle | None = None
         self._last_telemetry: dict[str, Any] | None = None
         self._telemetry_seen: set[int] = set()  # clients that got `_last_telemetry`
+        self._telemetry_turn = itertools.count()
         self.stats = {"sent": 0, "deltas": 0, "acks": 0, "errors": 0, "snapshots": 0, "send_errors": 0}
         engine.add_signal(self._signal)
 
@@ -195,8 +196,9 @@ class Hub:
                 self._run_script(client, msg.id, msg.text)
         except VTError as exc:
             self._reply_error(client, msg_id, exc)
-        except Exception as exc:  # a bug in the hub: answer, never a traceback on stderr
-            self._reply_error(client, msg_id, VTError("bad_message", f"internal error: {type(exc).__name__}: {exc}"))
+        except Exception as exc:  # a bug in the hub: its traceback goes to the kernel log, the client gets one line
+            log.exception("internal error handling a %r message from client %d (%s)", _kind(data), client.cid, client.hello.shell)
+            self._reply_error(client, msg_id, internal_error(exc))
 
     def refuse(self, client: Client, msg_id: Any, exc: VTError) -> None:
         """Answer a message the kernel refused before it reached `handle` (too deep, a huge number)."""
@@ -231,7 +233,8 @@ class Hub:
         if isinstance(exc, VTError):
             self._reply_error(client, msg_id, exc)
         elif exc is not None:
-            self._reply_error(client, msg_id, VTError("invalid_command", f"{type(exc).__name__}: {exc}"))
+            log.error("internal error in a verb for client %d (%s)", client.cid, client.hello.shell, exc_info=(type(exc), exc, exc.__traceback__))
+            self._reply_error(client, msg_id, internal_error(exc))
         else:
             self._ack(client, msg_id, self.engine.version, fut.result())
 
@@ -380,10 +383,14 @@ class Hub:
             else:
                 self._last_telemetry = msg
                 self._telemetry_seen = set()
+            if subscribers:  # start at a different client each tick, so a tight budget starves nobody
+                k = next(self._telemetry_turn) % len(subscribers)
+                subscribers = subscribers[k:] + subscribers[:k]
             for client in subscribers:
+                if not self._has_token():
+                    break  # the rest are not marked seen: they get it at a later tick
+                self._send(client, msg)
                 self._telemetry_seen.add(client.cid)
-                if self._has_token():
-                    self._send(client, msg)
         self._telemetry_task = self.loop.call_later(1.0 / TELEMETRY_RATE, self._telemetry_tick)
 
     # ----- the iopub budget ------------------------------------------------------
@@ -456,3 +463,13 @@ def safe_origin(origin: str) -> str:
     if not origin.isascii() and find_unencodable(origin) is not None:
         origin = origin.encode("utf-8", "backslashreplace").decode("utf-8")
     return origin
+
+
+def internal_error(exc: BaseException) -> VTError:
+    """What a client is told about a bug: one line, code `internal_error` (the traceback is logged)."""
+    return VTError("internal_error", f"{type(exc).__name__}: {exc}"[:300].replace("\n", " "))
+
+
+def _kind(data: Any) -> str:
+    kind = data.get("type") if isinstance(data, dict) else None
+    return kind[:40] if isinstance(kind, str) else type(data).__name__

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from vtkernel.kernel.hub import internal_error
 from vtkernel.kernel.subshell import pin_to_subshell
 from vtkernel.protocol import VTError, error_msg
 
@@ -77,9 +78,9 @@ class PanelRelay:
                 self.client = hub.add_client(self, hello if isinstance(hello, dict) else {})
             except VTError as exc:
                 self.panel.deliver(error_msg(None, exc.code, exc.message))
-            except Exception as exc:  # a bug behind the hub: tell the panel, keep the kernel quiet
-                log.debug("vtkernel: panel subscription failed", exc_info=True)
-                self.panel.deliver(error_msg(None, "bad_message", f"internal error: {type(exc).__name__}: {exc}"))
+            except Exception as exc:  # a bug behind the hub: its traceback to the kernel log, one line to the panel
+                log.exception("panel subscription failed")
+                self.panel.deliver(error_msg(None, "internal_error", internal_error(exc).message))
             return
         if self.schema is not None:
             self.panel.deliver(self.schema)
