@@ -18,10 +18,30 @@ patch. The runtime feeds it incrementally:
 If the kernel's GIL is held (a long C call), the feeder and the reader stop,
 but the child keeps the clock and its copy of the patch; they catch up after.
 
+Keeping the child alive (see `vtkernel.engine.timing.guard` for what the
+child does itself):
+
+- `start()` returns at once; the feeder thread spawns the child, so start-up
+  never waits for it (`wait_ready` does). The feeder is long-lived, which is
+  what Linux's parent-death signal needs: the child dies with it.
+- The child stamps each tick's start in a shared status page. The monitor
+  thread `vt-runtime-watch` kills a child whose tick has run longer than
+  `STUCK_SECONDS` (user code that no signal could interrupt: a C call that
+  holds the GIL, code that swallows every exception), naming the module
+  that was running from the same page. `alive` is False from then on.
+- A child that exits or is killed is restarted with the whole patch, the
+  transport's anchors (so it resumes the beat instead of starting at 0) and
+  the modules to keep muted (the culprit included). At most `MAX_RESTARTS`
+  per `RESTART_WINDOW`; the count starts again after `HEALTHY_SECONDS` of
+  healthy running. Past the limit it waits for `restart()` (`%vt restart`)
+  or an edit of the patch.
+
 Threads: `start`/`stop` are called by one controlling thread (the kernel's
-main thread). `vt-runtime-feed` owns the socket's write side and the copy of
-what the child has; `vt-runtime-read` owns its read side. `telemetry`,
-`stats`, `recorded`, `reports`, `wait_synced` may be called from any thread.
+main thread). `vt-runtime-feed` owns the child process, the socket's write
+side and the copy of what the child has; `vt-runtime-read` owns its read
+side; `vt-runtime-watch` only reads the status page and may kill the child.
+`telemetry`, `stats`, `recorded`, `reports`, `wait_synced`, `wait_ready`
+and `restart` may be called from any thread.
 """
 
 from __future__ import annotations
@@ -42,6 +62,8 @@ from vtkernel.engine.document import Path, Snapshot
 from vtkernel.engine.engine import Engine
 from vtkernel.engine.queue import Waker
 from vtkernel.engine.schema import ModuleType
+from vtkernel.engine.timing.clock import WallClock
+from vtkernel.engine.timing.guard import DEFAULT_BUDGET, DEFAULT_MEMORY_MB, StatusPage
 from vtkernel.engine.timing.render import decode_pointer
 from vtkernel.engine.timing.scheduler import DEFAULT_LOOKAHEAD, TELEMETRY_HZ, Scheduler
 from vtkernel.engine.timing.shipping import ShippingError, ship_class
@@ -50,6 +72,9 @@ from vtkernel.engine.timing.wire import recv_frame, send_frame
 READY_TIMEOUT = 30.0
 MAX_RESTARTS = 3  # per RESTART_WINDOW; a scheduler that keeps dying is reported, not respawned forever
 RESTART_WINDOW = 60.0
+HEALTHY_SECONDS = 30.0  # a child that ran this long without trouble resets the restart count
+STUCK_SECONDS = 2.0  # a tick running longer than this means the child is stuck: kill and restart it
+MONITOR_PERIOD = 0.1
 MAX_REPORTS = 200
 RECORDER_DEFAULT_SIZE = 1000
 
@@ -63,6 +88,9 @@ class Runtime:
     `in_process`: run the scheduler on a thread of this process instead (for
     comparison only: a C call holding the GIL then stops the clock too).
     `on_report`: called with each problem line (on the reader thread; must not block).
+    `priority`: ask the OS for real-time priority for the child (see `guard.request_priority`).
+    `budget`: seconds one call of user code may take in the child; `memory_mb`: how much
+    the child's address space may grow (0: no cap).
     """
 
     def __init__(
@@ -73,6 +101,10 @@ class Runtime:
         in_process: bool = False,
         on_report: Callable[[str], None] | None = None,
         telemetry_hz: float = TELEMETRY_HZ,
+        priority: bool = True,
+        budget: float = DEFAULT_BUDGET,
+        memory_mb: int = DEFAULT_MEMORY_MB,
+        stuck_seconds: float = STUCK_SECONDS,
     ) -> None:
         if not 0.0 < lookahead <= 2.0:
             raise ValueError(f"lookahead must be in (0, 2] seconds, got {lookahead}")
@@ -81,6 +113,11 @@ class Runtime:
         self.in_process = in_process
         self.on_report = on_report
         self.telemetry_hz = telemetry_hz
+        self.priority = priority
+        self.budget = budget
+        self.memory_mb = memory_mb
+        self.stuck_seconds = stuck_seconds
+        self._wall = WallClock.now()  # one mapping for every child: timetags stay continuous across restarts
         self._inbox: deque[tuple[Any, ...]] = deque()
         self._waker = Waker()
         self._sock: socket.socket | None = None
@@ -93,6 +130,22 @@ class Runtime:
         self._stopping = False
         self._need_restart = False
         self._restarts: deque[float] = deque()
+        self._gen = 0  # which child the reader threads belong to
+        self._ready = threading.Event()
+        self._start_error: str | None = None
+        self._page: StatusPage | None = None
+        self._launched_at = 0.0
+        self._stuck = False
+        self._kill_reason: str | None = None
+        self._given_up = False
+        self._given_up_version = 0
+        self._retry_after_edit = False
+        self._restart_requested = False
+        self._restarting = False
+        self._transport: dict[str, float] | None = None  # the last the child said (telemetry, "bye")
+        self._sticky: dict[str, str] = {}  # modules the child keeps muted (telemetry)
+        self._culprits: dict[str, str] = {}  # modules to mute in the next child
+        self._monitor: threading.Thread | None = None
         self._telemetry: dict[str, Any] = {}
         self._reports: deque[str] = deque(maxlen=MAX_REPORTS)
         self._recorded: dict[str, deque[Recorded]] = {}
@@ -103,18 +156,37 @@ class Runtime:
 
     # ----- lifecycle (controlling thread) ----------------------------------------
 
-    def start(self) -> Runtime:
-        if self._feeder is not None:
-            return self
-        self._stopping = False
-        self._launch()
-        self._inbox.append(("reset",))
-        self.engine.on_publish_hooks.append(self._on_publish)
-        self._unsubscribe = self.engine.registry.subscribe(self._on_register)
-        self._feeder = threading.Thread(target=self._feed, name="vt-runtime-feed", daemon=True)
-        self._feeder.start()
-        self._waker.wake()
+    def start(self, wait: bool = True) -> Runtime:
+        """Start the scheduler. With `wait`, return once it runs (raise RuntimeError if it cannot start)."""
+        if self._feeder is None:
+            self._stopping = False
+            self._start_error = None
+            self._given_up = False
+            self._transport = None
+            self._restarts.clear()
+            self._inbox.append(("reset",))
+            self.engine.on_publish_hooks.append(self._on_publish)
+            self._unsubscribe = self.engine.registry.subscribe(self._on_register)
+            self._feeder = threading.Thread(target=self._feed, name="vt-runtime-feed", daemon=True)
+            self._feeder.start()
+            if not self.in_process:
+                self._monitor = threading.Thread(target=self._watch, name="vt-runtime-watch", daemon=True)
+                self._monitor.start()
+        if wait and not self.wait_ready(READY_TIMEOUT):
+            raise RuntimeError(f"the scheduler did not start: {self._start_error or 'no answer'}")
         return self
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until a scheduler runs (True), or it failed to start / `timeout` passed (False)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._ready.is_set():
+            if self._start_error is not None or self._feeder is None:
+                return False
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            self._ready.wait(0.05 if left is None else min(0.05, left))
+        return True
 
     def stop(self, timeout: float = 5.0) -> None:
         if self._feeder is None:
@@ -125,10 +197,33 @@ class Runtime:
             self._unsubscribe()
             self._unsubscribe = None
         self._waker.wake()
-        self._feeder.join(timeout)
+        self._feeder.join(timeout + 1.0)  # the feeder shuts the child down on its way out
         self._feeder = None
-        self._shutdown_child(timeout)
+        if self._monitor is not None:
+            self._monitor.join(1.0)
+            self._monitor = None
+        self._shutdown_child(timeout)  # in case the feeder could not
         self._sent = None
+
+    def restart(self, timeout: float = READY_TIMEOUT) -> str:
+        """Restart the scheduler process now (`%vt restart`), keeping the transport's beat.
+
+        Also brings it back after the restart limit. Returns one line for the user.
+        """
+        if self._feeder is None:
+            raise RuntimeError("the scheduler is not started")
+        gen = self._gen
+        self._restart_requested = True
+        self._waker.wake()
+        deadline = time.monotonic() + timeout
+        while not (self._gen > gen and self._ready.is_set()):
+            if time.monotonic() > deadline or self._feeder is None:
+                raise RuntimeError(f"the scheduler did not restart: {self._start_error or 'no answer'}")
+            time.sleep(0.01)
+        self.wait_synced(timeout=max(0.1, deadline - time.monotonic()))
+        t = self._transport
+        where = f", the transport continues at beat {t['horizon']:.2f}" if t else ""
+        return f"scheduler restarted (process {self.pid}){where}"
 
     def __enter__(self) -> Runtime:
         return self.start()
@@ -138,9 +233,24 @@ class Runtime:
 
     @property
     def alive(self) -> bool:
-        if self._proc is not None:
-            return self._proc.poll() is None
-        return self._thread is not None and self._thread.is_alive()
+        """True while a scheduler runs and answers: started, not exited, not stuck, not given up."""
+        if self.in_process:
+            return self._thread is not None and self._thread.is_alive() and self._ready.is_set()
+        proc = self._proc
+        return proc is not None and proc.poll() is None and self._ready.is_set() and not self._stuck
+
+    @property
+    def state(self) -> str:
+        """`starting`, `running`, `stuck`, `restarting`, `given up` or `stopped`, in one word or two."""
+        if self._feeder is None:
+            return "stopped"
+        if self._given_up:
+            return "given up"
+        if self._stuck:
+            return "stuck"
+        if self.alive:
+            return "running"
+        return "restarting" if self._gen > 1 else "starting"
 
     def set_lookahead(self, seconds: float) -> None:
         if not 0.0 < seconds <= 2.0:
@@ -160,7 +270,9 @@ class Runtime:
         t = self._telemetry
         return {
             "scheduler": f"process {self.pid}" if not self.in_process else "thread (in-process)",
+            "state": self.state,
             "alive": self.alive,
+            "priority": t.get("priority", "unknown"),
             "lookahead_ms": round(self.lookahead * 1000.0, 3),
             "synced_version": self._synced,
             "tick_lateness_ms": t.get("tick_lateness_ms"),
@@ -170,6 +282,9 @@ class Runtime:
             "late_events": t.get("late_events", 0),
             "osc_errors": t.get("osc_errors", 0),
             "midi_errors": t.get("midi_errors", 0),
+            "midi_send_lateness_ms": t.get("midi_send_lateness_ms"),
+            "muted": sorted(t.get("muted") or ()),
+            "memory_limit": t.get("memory_limit", "unknown"),
             "restarts": len(self._restarts),
             "reports": len(self._reports),
         }
@@ -224,15 +339,24 @@ class Runtime:
     # ----- the child --------------------------------------------------------------
 
     def _launch(self) -> None:
+        """Feeder thread: start a child and wait for its hello. Raises if it does not start."""
+        self._gen += 1
+        gen = self._gen
+        self._ready.clear()
+        self._stuck = False
+        self._kill_reason = None
         parent, child = socket.socketpair()
+        page_fd = -1
         try:
             if self.in_process:
-                scheduler = Scheduler(child, lookahead=self.lookahead)
+                scheduler = Scheduler(child, lookahead=self.lookahead, wall=self._wall, budget=self.budget)
                 self._thread = threading.Thread(
                     target=self._run_in_thread, args=(scheduler, child), name="vt-scheduler", daemon=True
                 )
                 self._thread.start()
             else:
+                page, page_fd = StatusPage.create()
+                self._page = page
                 self._stderr = tempfile.TemporaryFile()
                 env = dict(os.environ)
                 env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
@@ -243,8 +367,14 @@ class Runtime:
                         "vtkernel.engine.timing.scheduler",
                         str(child.fileno()),
                         repr(self.lookahead),
+                        f"page={page_fd}",
+                        f"wall={self._wall.offset!r}",
+                        f"parent={os.getpid()}",
+                        f"priority={1 if self.priority else 0}",
+                        f"memory_mb={self.memory_mb}",
+                        f"budget={self.budget!r}",
                     ],
-                    pass_fds=(child.fileno(),),
+                    pass_fds=(child.fileno(), page_fd),
                     close_fds=True,  # the kernel's own fds (session lock, zmq) stay in the kernel
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
@@ -252,6 +382,8 @@ class Runtime:
                     env=env,
                     start_new_session=True,  # a kernel interrupt (SIGINT to its group) must not reach the clock
                 )
+                os.close(page_fd)
+                page_fd = -1
                 child.close()
             parent.settimeout(READY_TIMEOUT)
             ready = recv_frame(parent)
@@ -259,15 +391,19 @@ class Runtime:
                 raise RuntimeError(f"the scheduler did not start: {self._last_stderr() or ready!r}")
             parent.settimeout(None)
         except BaseException:
+            if page_fd >= 0:
+                os.close(page_fd)
             parent.close()
             self._kill_child()
             raise
         self.pid = ready[1]
         self._sock = parent
         self._sent = None
+        self._launched_at = time.monotonic()
         send_frame(parent, ("config", {"telemetry_hz": self.telemetry_hz, "lookahead": self.lookahead}))
-        self._reader = threading.Thread(target=self._read, args=(parent,), name="vt-runtime-read", daemon=True)
+        self._reader = threading.Thread(target=self._read, args=(parent, gen), name="vt-runtime-read", daemon=True)
         self._reader.start()
+        self._ready.set()
 
     @staticmethod
     def _run_in_thread(scheduler: Scheduler, sock: socket.socket) -> None:
@@ -293,8 +429,12 @@ class Runtime:
                 self._proc.kill()
             self._proc.wait(5)
             self._proc = None
+        if self._page is not None:
+            self._page.close()
+            self._page = None
 
     def _shutdown_child(self, timeout: float) -> None:
+        self._ready.clear()
         sock = self._sock
         if sock is not None:
             try:
@@ -327,17 +467,35 @@ class Runtime:
     # ----- feeder thread ----------------------------------------------------------
 
     def _feed(self) -> None:
-        while True:
-            self._waker.wait(None)
-            self._waker.clear()
-            if self._stopping:
-                return
-            if self._need_restart and not self._restart():
-                return
+        try:
             try:
-                self._feed_once()
-            except OSError:  # the child died mid-send: the reader sees the end and asks for a restart
-                pass
+                self._launch()
+            except Exception as exc:
+                self._give_up(f"the scheduler did not start: {exc}; run %vt restart to try again", str(exc))
+            while not self._stopping:
+                self._waker.clear()
+                if self._given_up and not self._restart_requested and self.engine.version > self._given_up_version:
+                    self._need_restart = True  # the patch was edited since: the cause may be gone, try once more
+                    self._retry_after_edit = True
+                if self._restart_requested:
+                    self._restart(manual=True)
+                elif self._need_restart:
+                    self._restart()
+                if self._sock is not None and not self._need_restart and not self._given_up:
+                    try:
+                        self._feed_once()
+                    except OSError:  # the child died mid-send: the reader sees the end and asks for a restart
+                        pass
+                self._waker.wait(None)
+        finally:
+            self._shutdown_child(2.0)
+            self._sent = None
+
+    def _give_up(self, line: str, error: str | None = None) -> None:
+        self._report(line)
+        self._start_error = error
+        self._given_up = True
+        self._given_up_version = self.engine.version
 
     def _feed_once(self) -> None:
         sock = self._sock
@@ -361,6 +519,7 @@ class Runtime:
         self._send_snaps(sock, snaps)
 
     def _send_reset(self, sock: socket.socket) -> None:
+        """The whole patch, with where the transport is and what stays muted (after a restart)."""
         payloads = []
         for cls in self.engine.registry.types().values():
             try:
@@ -369,7 +528,11 @@ class Runtime:
                 self._report(str(exc))
         send_frame(sock, ("types", payloads))
         snap = self.engine.snapshot
-        send_frame(sock, ("reset", snap.version, snap.doc.to_json()))
+        muted = dict(self._sticky)
+        muted.update(self._culprits)
+        self._culprits.clear()
+        extra = {"resume": self._transport, "muted": muted}
+        send_frame(sock, ("reset", snap.version, snap.doc.to_json(), extra))
         self._sent = snap
 
     def _send_snaps(self, sock: socket.socket, snaps: list[Snapshot]) -> None:
@@ -395,45 +558,110 @@ class Runtime:
         send_frame(sock, ("patch", newest.version, annotated))
         self._sent = newest
 
-    def _restart(self) -> bool:
+    def _restart(self, manual: bool = False) -> None:
+        """Feeder thread: start a new child with the patch, the transport and what stays muted."""
         self._need_restart = False
-        code = self._proc.poll() if self._proc is not None else None
-        why = self._last_stderr()
+        self._restart_requested = False
+        retry, self._retry_after_edit = self._retry_after_edit, False
         now = time.monotonic()
+        if manual or (self._launched_at and now - self._launched_at >= HEALTHY_SECONDS):
+            self._restarts.clear()  # the last one ran long and well (or the user asked): the cause is gone
         while self._restarts and now - self._restarts[0] > RESTART_WINDOW:
             self._restarts.popleft()
-        detail = f" (exit code {code}{': ' + why if why else ''})" if code is not None else ""
-        if len(self._restarts) >= MAX_RESTARTS:
-            self._report(
-                f"the scheduler process exited{detail} {MAX_RESTARTS} times in a minute; not restarting it (Runtime.start() after a fix)"
-            )
-            return False
-        self._restarts.append(now)
-        self._report(f"the scheduler process exited{detail}; restarting it")
-        self._shutdown_child(2.0)
-        self._launch()
+        if not manual:
+            code = self._proc.poll() if self._proc is not None else None
+            why = self._kill_reason or self._last_stderr()
+            detail = f" (exit code {code}{': ' + why if why else ''})" if code is not None else ""
+            running = self._page.running() if self._page is not None else ""
+            if running and code is not None and code != -9 and running not in self._culprits:
+                # It died inside a module's code (os._exit, a crash in a C extension): keep that one muted.
+                self._culprits[running] = (
+                    f"{running}: the scheduler process died while its code ran{detail}; "
+                    "the module is muted until it is edited"
+                )
+                self._report(self._culprits[running])
+            if len(self._restarts) >= MAX_RESTARTS and not retry:
+                self._shutdown_child(2.0)
+                self._give_up(
+                    f"the scheduler process exited{detail} {MAX_RESTARTS} times in a minute; not restarting it: "
+                    "run %vt restart (or edit the patch) once the cause is fixed"
+                )
+                return
+            self._restarts.append(now)
+            self._report(f"the scheduler process exited{detail}; restarting it")
+        self._restarting = True
+        try:
+            self._shutdown_child(2.0)  # a healthy child says where its transport is ("bye") as it quits
+        finally:
+            self._restarting = False
+        self._given_up = False
+        try:
+            self._launch()
+        except Exception as exc:
+            self._give_up(f"the scheduler did not start: {exc}; run %vt restart to try again", str(exc))
+            return
+        self._start_error = None
         self._inbox.appendleft(("reset",))
-        return True
+
+    # ----- monitor thread -------------------------------------------------------------
+
+    def _watch(self) -> None:
+        """`vt-runtime-watch`: kill a child whose tick never ends (see the module docstring)."""
+        while not self._stopping:
+            time.sleep(MONITOR_PERIOD)
+            page, proc = self._page, self._proc
+            if page is None or proc is None or self._stuck or not self._ready.is_set():
+                continue
+            try:
+                started = page.tick_started()
+                running = page.running()
+            except (ValueError, OSError):  # the page was closed meanwhile
+                continue
+            age = time.monotonic() - started if started else 0.0
+            if age <= self.stuck_seconds:
+                continue
+            self._stuck = True
+            self._ready.clear()
+            if running:
+                why = (
+                    f"{running}: its code did not return for {age:.1f} s and could not be interrupted "
+                    "(a C call holding the GIL, or code that swallows every exception); "
+                    "the scheduler was restarted and the module is muted until it is edited"
+                )
+                self._culprits[running] = why
+                self._kill_reason = f"killed: {running} was stuck"
+                self._report(why)
+            else:
+                self._kill_reason = f"killed: a tick ran for {age:.1f} s"
+            try:
+                proc.kill()
+            except OSError:
+                pass
 
     # ----- reader thread --------------------------------------------------------------
 
-    def _read(self, sock: socket.socket) -> None:
+    def _read(self, sock: socket.socket, gen: int) -> None:
         while True:
             try:
                 message = recv_frame(sock)
             except (OSError, ValueError, EOFError):
                 message = None
             if message is None:
-                if not self._stopping:
+                if not self._stopping and not self._restarting and gen == self._gen:
                     self._need_restart = True
                     self._waker.wake()
                 return
             kind = message[0]
             if kind == "telemetry":
                 self._take_recorded(message[2])
+                telemetry = message[1]
+                self._transport = telemetry.get("transport")
+                self._sticky = telemetry.get("sticky") or {}
                 with self._synced_cond:
-                    self._telemetry = message[1]
+                    self._telemetry = telemetry
                     self._synced_cond.notify_all()
+            elif kind == "bye":
+                self._transport = message[1]
             elif kind == "synced":
                 with self._synced_cond:
                     self._synced = max(self._synced, message[1])
