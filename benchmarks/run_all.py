@@ -26,6 +26,7 @@ SECTIONS = {
     "live": ("Live files: save -> engine changed (issue 4)", "bench_live.py"),
     "timing": ("Timing: tick lateness and OSC bundles ahead of their timetag (issue 5)", "bench_timing.py"),
     "gui": ("GUI panel latency (issue 6)", "bench_gui.py"),
+    "patterns": ("Patterns: query cost against Strudel 1.1 (issue 15)", "bench_patterns.py"),
 }
 
 
