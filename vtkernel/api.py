@@ -93,6 +93,43 @@ class VT:
     def disconnect(self, src: str, dst: str) -> None:
         self.command(Disconnect(src=src, dst=dst))
 
+    def scsynth(self, name: str = "scsynth", /, *, connect: str | list[str] | None = None, **params: Any) -> str:
+        """Declare a `scsynth` output (SuperCollider's server, default 127.0.0.1:57110) and what plays through it.
+
+        `connect`: the pattern modules whose events it plays (names, or `MODULE.PORT`);
+        by default every pattern module whose output goes nowhere yet. Idempotent, like `module`.
+        Without sclang running, start the server as docs/scsynth.md shows; `%vt doctor` checks it.
+        """
+        return self._output(name, "scsynth", connect, params)
+
+    def superdirt(self, name: str = "superdirt", /, *, connect: str | list[str] | None = None, **params: Any) -> str:
+        """Declare a `superdirt` output (SuperDirt's `/dirt/play`, default 127.0.0.1:57120) and what plays through it.
+
+        `connect`: the pattern modules whose events it plays (names, or `MODULE.PORT`);
+        by default every pattern module whose output goes nowhere yet. Idempotent, like `module`.
+        Params: `host`, `port`, `orbit` (for events that name none). The field mapping is in docs/outputs.md.
+        """
+        return self._output(name, "superdirt", connect, params)
+
+    def _output(self, name: str, type: str, connect: str | list[str] | None, params: dict[str, Any]) -> str:
+        """Declare an output module and connect sources to its `in`, in one batch."""
+        with self.batch():
+            self.module(name, type, **params)
+            doc = self._doc()
+            if connect is None:
+                used = {src.partition(".")[0] for src, _ in doc.connections.keys()}
+                registry = self._engine.registry
+                sources = [
+                    f"{m}.out"
+                    for m, mod in sorted(doc.modules.items())
+                    if m not in used and mod.type in registry and registry.get(mod.type).role() == "pattern"
+                ]
+            else:
+                sources = [s if "." in s else f"{s}.out" for s in ([connect] if isinstance(connect, str) else connect)]
+            for src in sources:
+                self.connect(src, f"{name}.in")
+        return name
+
     def remove(self, name: str) -> None:
         self.command(RemoveModule(name=name))
 

@@ -8,7 +8,7 @@
         server.start_recording(path); ...; server.stop_recording()
 
 Debian's `scsynth` supports only JACK, so this starts `jackd --no-realtime
--d dummy` under a unique server name first (its sample clock comes from
+-d dummy` under a server name no running jackd has (from a small pool) first (its sample clock comes from
 sleeps, so it drifts from wall time by a few ms a minute: anchor recordings
 with reference sounds of your own), then `scsynth -u PORT` with
 `JACK_DEFAULT_SERVER` pointing at it. Readiness is awaited, never guessed:
@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,10 @@ from typing import Any
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-RECORD_FRAMES = 65536  # DiskOut's buffer (a power of two, as DiskOut needs)
+# DiskOut's buffer (a power of two). DiskOut writes it to the file half a buffer at a time,
+# so the last half-buffer (0.17 s at 48 kHz) reaches the file only if recording goes on that long.
+RECORD_FRAMES = 16384
+JACK_NAMES = tuple(f"vtkernel{i}" for i in range(6))  # JACK server names this helper uses (see `_start_jackd`)
 INSTALL_HINT = "install them with: apt-get install jackd2 supercollider-server (or bash scripts/apt-deps.sh)"
 
 
@@ -76,7 +79,7 @@ class ScsynthServer:
         self.sample_rate = sample_rate
         self.block = block
         self.outputs = outputs
-        self.jack_name = f"vt-{uuid.uuid4().hex[:10]}"
+        self.jack_name = ""
         self.log: list[tuple[float, str]] = []  # (monotonic arrival, line) of scsynth's output
         self.jack_log: list[str] = []
         self.replies: list[tuple[float, str, tuple[Any, ...]]] = []  # (wall arrival, address, args)
@@ -94,20 +97,8 @@ class ScsynthServer:
         if why is not None:
             raise ScsynthUnavailable(why)
         deadline = time.monotonic() + timeout
-        env = dict(os.environ, JACK_DEFAULT_SERVER=self.jack_name, JACK_NO_START_SERVER="1")
         try:
-            self._jackd = subprocess.Popen(
-                ["jackd", "-n", self.jack_name, "--no-realtime", "-d", "dummy",
-                 "-r", str(self.sample_rate), "-p", str(self.block)],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env,
-            )  # fmt: skip
-            self._reader(self._jackd, lambda line: self.jack_log.append(line))
-            wait = subprocess.run(
-                ["jack_wait", "-w", "-s", self.jack_name, "-t", str(max(1, round(deadline - time.monotonic())))],
-                capture_output=True, text=True, env=env, check=False,
-            )  # fmt: skip
-            if wait.returncode != 0 or self._jackd.poll() is not None:
-                raise ScsynthUnavailable(f"jackd did not start: {' | '.join(self.jack_log[-3:]) or wait.stdout.strip()}")
+            env = self._start_jackd(deadline)
             self._scsynth = subprocess.Popen(
                 ["scsynth", "-u", str(self.port), "-R", "0", "-i", "0", "-o", str(self.outputs)],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env,
@@ -123,6 +114,37 @@ class ScsynthServer:
             self.stop()
             raise
         return self
+
+    def _start_jackd(self, deadline: float) -> dict[str, str]:
+        """jackd under the first name of `JACK_NAMES` that no running server has; the environment for scsynth.
+
+        JACK's registry has 8 slots and frees one only on a clean exit or when the same
+        name is started again; a fixed pool of names keeps crashed runs from filling it.
+        """
+        problems = []
+        for name in JACK_NAMES:
+            env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
+            check = subprocess.run(["jack_wait", "-c", "-s", name], capture_output=True, text=True, env=env, check=False)
+            if "not running" not in check.stdout:
+                continue
+            self.jack_name, self.jack_log = name, []
+            self._jackd = subprocess.Popen(
+                ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(self.sample_rate), "-p", str(self.block)],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env,
+            )  # fmt: skip
+            log = self.jack_log
+            self._reader(self._jackd, log.append)
+            wait = subprocess.run(
+                ["jack_wait", "-w", "-s", name, "-t", str(max(1, round(deadline - time.monotonic())))],
+                capture_output=True, text=True, env=env, check=False,
+            )  # fmt: skip
+            if wait.returncode == 0 and "server is available" in wait.stdout and self._jackd.poll() is None:
+                return env
+            if self._jackd.poll() is None:
+                self._jackd.kill()
+            self._jackd.wait(5)
+            problems.append(f"{name}: {' | '.join(log[-2:]) or wait.stdout.strip()}")
+        raise ScsynthUnavailable(f"jackd did not start ({'; '.join(problems) or 'every name is in use'})")
 
     def _await_status(self, deadline: float) -> None:
         assert self._sock is not None
@@ -144,10 +166,16 @@ class ScsynthServer:
                 self.stop_recording()
             except Exception:
                 pass
+        if self._sock is not None and self._scsynth is not None and self._scsynth.poll() is None:
+            try:  # /quit: scsynth leaves JACK cleanly, so jackd can then unregister its name
+                self.send("/quit")
+                self._scsynth.wait(3)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
         self._stop.set()
         for proc in (self._scsynth, self._jackd):
             if proc is not None and proc.poll() is None:
-                proc.terminate()
+                proc.send_signal(signal.SIGINT)  # jackd's clean shutdown frees its slot in JACK's registry
                 try:
                     proc.wait(5)
                 except subprocess.TimeoutExpired:
@@ -282,11 +310,12 @@ class ScsynthServer:
         self._record = (buffer, node)
 
     def stop_recording(self) -> None:
-        """Stop the DiskOut synth and close the file (what is left in the buffer is written)."""
+        """Record one more half-buffer (so everything sent so far reaches the file), then stop and close it."""
         if self._record is None:
             return
         buffer, node = self._record
         self._record = None
+        time.sleep(1.25 * RECORD_FRAMES / 2 / self.sample_rate)  # audio time: DiskOut's last write
         self.send("/n_free", node)
         self.request("/b_close", buffer, reply="/done")
         self.request("/b_free", buffer, reply="/done")
