@@ -14,6 +14,9 @@ The old names stay importable from here for the `seq` module.
 # Importing these attaches the control methods (`.s`, `.n`, `.gain`, ...) and `.scale` to Pattern.
 from vtkernel.engine.patterns import controls as controls
 from vtkernel.engine.patterns import tonal as tonal
+from vtkernel.engine.patterns import tree as tree
 from vtkernel.engine.patterns.steps import Step, euclid, events_between, lfo_value, parse_mini, step_at
+
+tree.install()  # from here on, what the public methods and functions build carries its JSON form
 
 __all__ = ["Step", "euclid", "events_between", "lfo_value", "parse_mini", "step_at"]

@@ -39,6 +39,7 @@ given only pure arguments apply directly, without a join, as Strudel does.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
 from typing import Any
@@ -50,6 +51,16 @@ TimeLike = int | float | Fraction
 
 class PatternError(ValueError):
     """A pattern cannot be queried (where Strudel's query throws): one line."""
+
+
+class _Recording(threading.local):
+    """Per-thread state of the tree recorder (see tree.py): `depth` > 0 inside a recorded call or a query."""
+
+    depth = 0
+    counter = 0
+
+
+RECORDING = _Recording()
 
 
 # ---------------------------------------------------------------------------
@@ -213,6 +224,8 @@ def frac(x: Any) -> Fraction:
     if isinstance(x, int | Fraction):
         return Fraction(x)
     if isinstance(x, str):
+        if "_" in x:  # Python reads "2_2" as 22; fraction.js refuses it (mini `a*2_2`)
+            raise PatternError(f"cannot read {x!r} as a number")
         try:
             return Fraction(x.strip())
         except (ValueError, ZeroDivisionError):
@@ -299,6 +312,8 @@ class TimeSpan:
             return [self]
         if _flt(end, begin):
             return []
+        if es - bs > MAX_SPAN_CYCLES:
+            raise PatternError(f"a query over more than {MAX_SPAN_CYCLES} cycles")
         spans = [TimeSpan(begin, _ifrac(bs + 1))]
         for c in range(bs + 1, es):
             spans.append(TimeSpan(_ifrac(c), _ifrac(c + 1)))
@@ -467,7 +482,7 @@ class Pattern:
     built through the public functions, else None. Immutable once built.
     """
 
-    __slots__ = ("_pure", "query_span", "tactus", "tree", "weight")
+    __slots__ = ("_pure", "query_span", "tactus", "tree", "tree_error", "weight")
 
     def __init__(self, query: Query, tactus: Fraction | None = None) -> None:
         self.query_span = query
@@ -475,21 +490,40 @@ class Pattern:
         self._pure: Any = None
         self.tree: Any = None
         self.weight: Fraction | None = None
+        self.tree_error: str | None = None
+
+    def with_tree(self, tree: Any, error: str | None = None) -> Pattern:
+        """A copy of this pattern carrying `tree` (patterns are shared, so never mutate one)."""
+        p = Pattern(self.query_span, self.tactus)
+        p._pure = self._pure
+        p.weight = self.weight
+        p.tree = tree
+        p.tree_error = error
+        return p
 
     # -- querying ---------------------------------------------------------
 
     def query(self, begin: TimeLike, end: TimeLike) -> list[Hap]:
         """The haps active in `[begin, end)` (cycles), as Strudel's `queryArc`."""
+        state = RECORDING
+        state.depth += 1  # patterns built while querying are internal: no trees
         try:
             return self.query_span(TimeSpan(frac(begin), frac(end)))
         except (PatternError, ZeroDivisionError, RecursionError):
             return []
+        finally:
+            state.depth -= 1
 
     queryArc = query
 
     def query_strict(self, begin: TimeLike, end: TimeLike) -> list[Hap]:
         """As `query`, but errors raise (Strudel's `pattern.query(state)`)."""
-        return self.query_span(TimeSpan(frac(begin), frac(end)))
+        state = RECORDING
+        state.depth += 1
+        try:
+            return self.query_span(TimeSpan(frac(begin), frac(end)))
+        finally:
+            state.depth -= 1
 
     def first_cycle(self) -> list[Hap]:
         return self.query(0, 1)
@@ -913,6 +947,8 @@ class Pattern:
             if bs == es or _feq(b, e):
                 query_cycle(b, e, out)
                 return out
+            if es - bs > MAX_SPAN_CYCLES:
+                raise PatternError(f"a query over more than {MAX_SPAN_CYCLES} cycles")
             query_cycle(b, _ifrac(bs + 1), out)
             for c in range(bs + 1, es):
                 query_cycle(_ifrac(c), _ifrac(c + 1), out)
@@ -991,6 +1027,8 @@ class Pattern:
     def _iter(self, times: Any, back: bool = False) -> Pattern:
         t = frac(times)
         count = math.floor(t - 1) + 1  # listRange(0, times - 1)
+        if count > MAX_COUNT:
+            raise PatternError(f"iter: {count} is more than {MAX_COUNT}")
         pats = [
             self._late(_ifrac(i) / t) if back else self._early(_ifrac(i) / t) for i in range(max(count, 0))
         ]
@@ -1593,14 +1631,23 @@ def _js_truthy(x: Any) -> bool:
     return bool(x) if not isinstance(x, dict | list) else True
 
 
+MAX_COUNT = 10_000
+"""Largest count a transformation expands eagerly (`iter`, `every`, `echo`, `chop`, ...): hostile input stays cheap."""
+
+MAX_SPAN_CYCLES = 100_000
+"""Most cycles one query may be cut into (a query of a pattern sped up 1e12 times fails instead of hanging)."""
+
+
 def _js_array_len(n: float | int) -> int:
-    """`Array(n)` in JavaScript: a non-negative integer length, else a RangeError."""
+    """`Array(n)` in JavaScript: a non-negative integer length, else a RangeError (and at most MAX_COUNT)."""
     if isinstance(n, float):
         if not n.is_integer():
             raise PatternError(f"invalid count {n}")
         n = int(n)
     if n < 0:
         raise PatternError(f"invalid count {n}")
+    if n > MAX_COUNT:
+        raise PatternError(f"a count of {n} is more than {MAX_COUNT}")
     return n
 
 
@@ -1838,7 +1885,13 @@ def reify(thing: Any) -> Pattern:
     if isinstance(thing, str):
         from vtkernel.engine.patterns.mini import mini
 
-        return mini(thing)
+        state = RECORDING
+        state.depth += 1
+        try:
+            parsed = mini(thing)
+        finally:
+            state.depth -= 1
+        return parsed.with_tree(thing)
     return pure(thing)
 
 
