@@ -86,6 +86,25 @@ class VT:
             self.command(sets[0] if len(sets) == 1 else Batch(commands=sets))
         return name
 
+    @staticmethod
+    def p(text: str) -> Any:
+        """Mini-notation to a Pattern: `vt.p("bd*2 [~ sd]")` is `vtkernel.patterns.mini(...)`.
+
+        The rest of the pattern language is imported, never injected:
+        `from vtkernel.patterns import s, n, note, stack, cat, sine, rand, ...`
+        (see `vtkernel.patterns`); `vt.patterns` is that module.
+        """
+        from vtkernel.patterns import mini
+
+        return mini(text)
+
+    @property
+    def patterns(self) -> Any:
+        """The module `vtkernel.patterns` (Strudel's functions: `vt.patterns.s("bd*2")`)."""
+        import vtkernel.patterns
+
+        return vtkernel.patterns
+
     def connect(self, src: str, dst: str) -> None:
         """Declare a connection `MODULE.OUT -> MODULE.IN` (a no-op if it exists)."""
         self.command(Connect(src=src, dst=dst))
