@@ -24,6 +24,7 @@ SECTIONS = {
     "sessions": ("Sessions: saving without stalling the engine (issue 3)", "bench_sessions.py"),
     "history": ("History ring memory with structural sharing (issue 3)", "bench_history.py"),
     "live": ("Live files: save -> engine changed (issue 4)", "bench_live.py"),
+    "live_scale": ("Live files at scale: 1k, 10k and 100k statements (issue 14 #15)", "bench_live_scale.py"),
     "timing": ("Timing: tick lateness and OSC bundles ahead of their timetag (issue 5)", "bench_timing.py"),
     "gui": ("GUI panel latency (issue 6)", "bench_gui.py"),
     "patterns": ("Patterns: query cost against Strudel 1.1 (issue 15)", "bench_patterns.py"),

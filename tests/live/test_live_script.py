@@ -35,7 +35,12 @@ def param_values(spec: ParamSpec) -> st.SearchStrategy:
         if spec.pattern is not None:
             return st.from_regex(re.compile(spec.pattern), fullmatch=True).filter(lambda s: len(s) <= 64)
         return st.text(max_size=24)
-    assert spec.kind == "steps"
+    if spec.kind == "pattern":  # mini-notation (the JSON form of a pattern may be a plain string)
+        return st.sampled_from(["bd*2 [~ sd]", "<0 3> 5", "c4 e4 g4", "hh*8?", "{a b, c d e}%4"])
+    if spec.kind == "list":
+        atom = st.integers(-100, 100) | st.sampled_from(["freq", "{freq}", "amp"]) | st.floats(-1, 1, allow_nan=False)
+        return st.lists(atom, max_size=6)
+    assert spec.kind == "steps", spec.kind
     step = st.none() | st.integers(-200, 200) | st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False)
     return st.lists(step, min_size=1, max_size=12)
 

@@ -53,7 +53,7 @@ from typing import Any
 
 import vtkernel
 from vtkernel.api import VT
-from vtkernel.live.analysis import Plan, Statement, plan, split_statements
+from vtkernel.live.analysis import Facts, Plan, Statement, collector_paused, plan, split_statements
 from vtkernel.protocol import VTError
 
 _VTKERNEL_DIR = os.path.dirname(os.path.abspath(vtkernel.__file__)) + os.sep
@@ -252,6 +252,7 @@ class LiveFile:
         self.last_failed = False
         self._statements: list[Statement] = []
         self._records: list[_Record] = []
+        self._facts: Facts = {}  # analyses of the last text split, by statement text
         self._running = False
 
     @property
@@ -290,21 +291,13 @@ class LiveFile:
     def _run(self, text: str) -> RunResult:
         t0 = time.perf_counter()
         try:
-            statements = split_statements(text, self.path)
+            statements = split_statements(text, self.path, self._facts)
             steps = plan(self._statements, statements)
             flags = _future_flags(statements)
             # Compile everything that will run before anything runs: a
             # compile-time error (`return` outside a function) applies nothing.
-            codes = {
-                i: compile(
-                    ast.Module(body=[statements[i].node], type_ignores=[]),
-                    self.path,
-                    "exec",
-                    flags=flags,
-                    dont_inherit=True,
-                )
-                for i in steps.run
-            }
+            with collector_paused():
+                codes = self._compile(statements, steps, flags)
         except SyntaxError as exc:
             return self._failed(self._syntax_error(exc), t0)
         except ValueError as exc:  # e.g. a NUL byte in the source
@@ -368,6 +361,18 @@ class LiveFile:
             seconds=time.perf_counter() - t0,
             notes=tuple(notes),
         )
+
+    def _compile(self, statements: list[Statement], steps: Plan, flags: int) -> dict[int, types.CodeType]:
+        return {
+            i: compile(
+                ast.Module(body=[statements[i].node], type_ignores=[]),
+                self.path,
+                "exec",
+                flags=flags,
+                dont_inherit=True,
+            )
+            for i in steps.run
+        }
 
     def _execute(
         self,
