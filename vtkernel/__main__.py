@@ -3,6 +3,7 @@
     python -m vtkernel -f CONNECTION_FILE            the kernel (what the kernelspec runs)
     python -m vtkernel install [--user | --sys-prefix | --prefix P]
     python -m vtkernel shell --existing [CONNECTION_FILE]
+    python -m vtkernel doctor [SESSION_FILE] [--scsynth HOST:PORT]   the pre-flight check
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         path = install(user=args.user, prefix=args.prefix, sys_prefix=args.sys_prefix)
         print(f"Installed kernelspec vtkernel in {path}")
         return 0
+    if argv[:1] == ["doctor"]:
+        from vtkernel.doctor import main as doctor_main
+
+        return doctor_main(argv[1:])
     if argv[:1] == ["shell"]:
         from shells.terminal import main as shell_main
 

@@ -69,6 +69,7 @@ USAGE: dict[str, tuple[str, int, int, str]] = {
     "script": ("script", 0, 0, "print the Python script that rebuilds the document"),
     "history": ("history [N]", 0, 1, "list recent versions"),
     "stats": ("stats", 0, 0, "engine and clock metrics"),
+    "doctor": ("doctor", 0, 0, "pre-flight check: kernelspec, versions, receivers, MIDI, priority, disk"),
     "panel": ("panel", 0, 0, "show the GUI panel (in a notebook)"),
     "help": ("help [VERB]", 0, 1, "this help"),
 }
