@@ -31,6 +31,14 @@ Feedback loop: a change made elsewhere (a GUI slider) to a param the file
 declares persists until a save re-runs the statement that declares it
 (because it was edited, or reads something that was).
 
+The file is the truth for what it declares (cells keep merge semantics):
+
+- a param that a `vt.module(...)` line no longer gives returns to its
+  type's default (params the file never gave are left alone);
+- a module whose type the file changes is replaced (remove + add, as in a
+  cell), and the connections the file still declares to or from it are
+  declared again in the same batch, though their lines did not change.
+
 Thread ownership: a `LiveFile` belongs to the kernel's main thread; every
 method is called there.
 """
@@ -104,10 +112,13 @@ class Declarations:
 
     modules: dict[str, None] = field(default_factory=dict)  # ordered set
     connections: dict[Connection, None] = field(default_factory=dict)
+    params: dict[str, set[str]] = field(default_factory=dict)  # module -> the params `vt.module` gave it
 
     def add(self, other: Declarations) -> None:
         self.modules.update(other.modules)
         self.connections.update(other.connections)
+        for name, given in other.params.items():
+            self.params.setdefault(name, set()).update(given)
 
 
 @dataclass
@@ -129,15 +140,20 @@ class FileVT:
     def __init__(self, vt: VT) -> None:
         self._vt = vt
         self._decl: Declarations | None = None
+        self.recreated: set[str] = set()  # modules this run removed and added again (a new type)
 
     @property
     def wrapped(self) -> VT:
         return self._vt
 
     def module(self, name: str, type: str, **params: Any) -> str:
+        existing = self._vt._doc().modules.get(name) if self._decl is not None else None
         result = self._vt.module(name, type, **params)
         if self._decl is not None:
             self._decl.modules[name] = None
+            self._decl.params.setdefault(name, set()).update(params)
+            if existing is not None and existing.type != type:
+                self.recreated.add(name)
         return result
 
     def connect(self, src: str, dst: str) -> None:
@@ -200,6 +216,7 @@ class RunResult:
     patched: tuple[str, ...] = ()  # functions patched in place
     removed_modules: tuple[str, ...] = ()
     removed_connections: tuple[Connection, ...] = ()
+    restored: tuple[str, ...] = ()  # params back to their default, connections declared again
     error: LiveError | None = None
     seconds: float = 0.0
     notes: tuple[str, ...] = ()
@@ -222,6 +239,8 @@ class RunResult:
             parts.append("removed " + ", ".join(self.removed_modules))
         if self.removed_connections:
             parts.append("disconnected " + ", ".join(f"{s}->{d}" for s, d in self.removed_connections))
+        if self.restored:
+            parts.append("; ".join(self.restored))
         return "; ".join(parts) + "".join(f"\n{n}" for n in self.notes)
 
 
@@ -319,6 +338,8 @@ class LiveFile:
         fresh = Declarations()
         patched: list[str] = []
         removed: tuple[list[str], list[Connection]] = ([], [])
+        restored: list[str] = []
+        self.vt.recreated.clear()
         try:
             with self.vt._transaction():
                 for i in steps.run:
@@ -330,6 +351,7 @@ class LiveFile:
                 for name in steps.stale:
                     ns.pop(name, None)
                 removed = self._reconcile(records)
+                restored = self._restore(records)
             self.vt.wrapped.flush()
         except (Exception, KeyboardInterrupt, SystemExit) as exc:
             ns.clear()
@@ -358,6 +380,7 @@ class LiveFile:
             patched=tuple(patched),
             removed_modules=tuple(removed[0]),
             removed_connections=tuple(removed[1]),
+            restored=tuple(restored),
             seconds=time.perf_counter() - t0,
             notes=tuple(notes),
         )
@@ -417,6 +440,44 @@ class LiveFile:
                 removed_mods.append(name)
         return removed_mods, removed_conns
 
+    def _restore(self, records: list[_Record]) -> list[str]:
+        """Inside the run's batch: make the engine agree with what the file still declares.
+
+        - A param that a `vt.module` line gave before and gives no longer goes
+          back to its type's default (in a watched file the file is the
+          truth). Params the file never gave (set from a slider, a cell) are
+          left alone, and so is a module the file no longer owns.
+        - A module that this run gave a new type was removed and added
+          again, which drops its connections. Those the file still declares
+          are declared again, although their `vt.connect` lines did not run.
+        """
+        before, now = self.declared, _union(records)
+        vt = self.vt.wrapped
+        doc = vt._doc()
+        registry = vt._engine.registry
+        done: list[str] = []
+        for name, given in now.params.items():
+            dropped = before.params.get(name, set()) - given
+            module = doc.modules.get(name)
+            if not dropped or module is None or name in self.vt.recreated:
+                continue
+            if not self.ownership.owns_module(self.path, name) and name not in now.modules:
+                continue
+            specs = registry.get(module.type).params
+            for param in sorted(dropped):
+                spec = specs.get(param)
+                if spec is None or module.params.get(param) == spec.default:
+                    continue
+                vt.set(f"{name}.{param}", _as_json(spec.default))
+                done.append(f"{name}.{param} = {_as_json(spec.default)!r} (the default)")
+        if self.vt.recreated:
+            for src, dst in now.connections:
+                ends = {src.partition(".")[0], dst.partition(".")[0]}
+                if ends & self.vt.recreated and (src, dst) not in doc.connections:
+                    vt.connect(src, dst)
+                    done.append(f"{src}->{dst} connected again ({', '.join(sorted(ends & self.vt.recreated))} has a new type)")
+        return done
+
     def _version(self) -> int | None:
         try:
             return self.vt.wrapped.version
@@ -456,6 +517,10 @@ class LiveFile:
 # --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
+
+
+def _as_json(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _union(records: list[_Record]) -> Declarations:
