@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.patterns.strudel import ROOT, Strudel, StrudelError, compact_ast, normal_haps
-from vtkernel.engine.patterns import core
+from vtkernel.engine.patterns import controls, core, signals, tonal  # noqa: F401 (tonal adds .scale)
 from vtkernel.engine.patterns.mini import MiniError, mini, parse
 
 EXAMPLES = int(os.environ.get("VT_DIFF_EXAMPLES", "120"))
@@ -341,29 +341,55 @@ METHODS: dict[str, list[st.SearchStrategy[Arg]]] = {
     "chunkBack": [_nums(4, 3), _funcs],
 }
 
-BASES: list[tuple[str, str]] = [  # (function, mini text)
-    ("mini", "a b [c d]"),
-    ("mini", "0 1 2 3"),
-    ("mini", "<a b> [c d e]"),
-    ("mini", "bd*2 [~ sd] hh?"),
-    ("mini", "[0 2] <4 [5 7]>"),
+def _text_base(fname: str) -> Callable[[str], tuple[str, Callable[[], core.Pattern]]]:
+    def make(text: str) -> tuple[str, Callable[[], core.Pattern]]:
+        func: Callable[[str], core.Pattern] = mini if fname == "mini" else getattr(controls, fname)
+        return f"{fname}({json.dumps(text)})", lambda: func(text)
+
+    return make
+
+
+SIGNAL_BASES: list[tuple[str, Callable[[], core.Pattern]]] = [
+    ("sine.segment(4)", lambda: signals.sine.segment(4)),
+    ("rand.segment(8)", lambda: signals.rand.segment(8)),
+    ("irand(8).segment(4)", lambda: signals.irand(8).segment(4)),
+    ("saw.range(1, 5).segment(3)", lambda: signals.saw.range(1, 5).segment(3)),
+    ("perlin.segment(4)", lambda: signals.perlin.segment(4)),
+    ('n("0 2 4 <6 7>").scale("C:minor")', lambda: controls.n("0 2 4 <6 7>").scale("C:minor")),
+    ('note("c3 eb3 [g3 bb3]").s("piano")', lambda: controls.note("c3 eb3 [g3 bb3]").s("piano")),
+    ('s("bd*2 [~ sd]").n("<0 3>")', lambda: controls.s("bd*2 [~ sd]").n("<0 3>")),
 ]
+
+TEXT_BASES = ["a b [c d]", "0 1 2 3", "<a b> [c d e]", "bd*2 [~ sd] hh?", "[0 2] <4 [5 7]>", "bd:3 sd:<1 2>"]
+
+CONTROL_METHODS: dict[str, list[st.SearchStrategy[Arg]]] = {
+    "n": [_strs("<0 3>", "0 1 2", "[0|1|2]")],
+    "gain": [st.one_of(_nums(0.5, 1), _strs("0.5 1", "<0.8 1>"))],
+    "pan": [_strs("0 1", "<0 0.5 1>")],
+    "s": [_strs("bd", "<bd sd>", "hh*2")],
+    "scale": [_strs("C:minor", "D:dorian", "<C:major A:minor>", "E:pentatonic")],
+    "add": [st.one_of(_nums(7, 12, 0.5), _strs("<0 12>", "0 3"))],
+}
 
 
 @st.composite
 def chains(draw: st.DrawFn) -> tuple[str, Callable[[], core.Pattern]]:
-    fname, base = draw(st.sampled_from(BASES))
-    if draw(st.booleans()):
-        base = draw(mini_texts)
-    js = f"{fname}({json.dumps(base)})"
+    choice = draw(st.integers(0, 3))
+    if choice == 0:
+        js, base = draw(st.sampled_from(SIGNAL_BASES))
+    else:
+        fname = draw(st.sampled_from(["mini", "mini", "s", "n", "note"]))
+        text = draw(mini_texts) if draw(st.booleans()) else draw(st.sampled_from(TEXT_BASES))
+        js, base = _text_base(fname)(text)
     steps: list[tuple[str, list[Arg]]] = []
-    for name in draw(st.lists(st.sampled_from(sorted(METHODS)), min_size=1, max_size=3)):
-        args = [draw(a) for a in METHODS[name]]
+    names = sorted(METHODS) + sorted(CONTROL_METHODS)
+    for name in draw(st.lists(st.sampled_from(names), min_size=1, max_size=3)):
+        args = [draw(a) for a in METHODS.get(name) or CONTROL_METHODS[name]]
         steps.append((name, args))
         js += f".{name}({', '.join(a[0] for a in args)})"
 
     def build() -> core.Pattern:
-        pat = mini(base)
+        pat = base()
         for name, args in steps:
             pat = getattr(pat, name)(*[a[1] for a in args])
         return pat
@@ -384,6 +410,8 @@ CHAIN_CORPUS: list[tuple[str, Callable[[], core.Pattern]]] = [
     ('mini("0 1 2 3").chunk(4, x => x.fast(2))', lambda: mini("0 1 2 3").chunk(4, lambda x: x.fast(2))),
     ('mini("a b c d").iter(4)', lambda: mini("a b c d").iter(4)),
     ('mini("a [b c]").fast("<1 2>").rev()', lambda: mini("a [b c]").fast("<1 2>").rev()),
+    ("sine.segment(4).late(0.5)", lambda: signals.sine.segment(4).late(0.5)),  # Math.sin's last bit
+    ('n("0 2 4").scale("C:minor").s("piano")', lambda: controls.n("0 2 4").scale("C:minor").s("piano")),
 ]
 
 
@@ -396,3 +424,18 @@ def test_chain_corpus_matches_strudel(strudel: Strudel, js: str, build: Callable
 @given(chain=chains())
 def test_chain_generated_matches_strudel(strudel: Strudel, chain: tuple[str, Callable[[], core.Pattern]]) -> None:
     check_chain(strudel, *chain)
+
+
+# ---------------------------------------------------------------------------------------------
+# JavaScript's Math.sin (what `sine` computes), bit for bit
+
+
+def test_math_sin_matches_v8(strudel: Strudel) -> None:
+    from vtkernel.engine.patterns import jsmath
+
+    xs = [2 * 3.141592653589793 * (i / 64) for i in range(-3000, 3000)] + [1e-9, -2.5e-7, 0.7853981633974483, 1e5]
+    js = strudel.query([(0, 1)], expr=f"fastcat(...{json.dumps(xs)}.map((x) => Math.sin(x)))")[0]
+    got = [v[1] for _part, _whole, v in js]
+    assert len(got) == len(xs)
+    mismatches = [(x, a) for x, a in zip(xs, got, strict=True) if jsmath.sin(x) != a]
+    assert not mismatches, mismatches[:5]

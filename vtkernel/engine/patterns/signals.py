@@ -16,6 +16,7 @@ import math
 from fractions import Fraction
 from typing import Any
 
+from vtkernel.engine.patterns import jsmath
 from vtkernel.engine.patterns.core import Hap, Pattern, TimeSpan, fastcat, reify
 
 _SEED_SCALE = 536870912  # 2**29
@@ -86,7 +87,7 @@ saw = signal(lambda t: _fmod(t, 1))
 saw2 = saw.toBipolar()
 isaw = signal(lambda t: 1 - _fmod(t, 1))
 isaw2 = isaw.toBipolar()
-sine2 = signal(lambda t: math.sin(math.pi * 2 * t))
+sine2 = signal(lambda t: jsmath.sin(math.pi * 2 * t))  # V8's Math.sin, bit for bit
 sine = sine2.fromBipolar()
 cosine = sine._early(Fraction(1, 4))
 cosine2 = sine2._early(Fraction(1, 4))
