@@ -30,6 +30,7 @@ Threads:
 from __future__ import annotations
 
 import os
+import stat
 import threading
 import time
 from collections import deque
@@ -63,8 +64,13 @@ class _Pending:
 
 @dataclass
 class _Settled:
-    data: bytes | None  # None: the file is missing right now
+    data: bytes | None  # None: the file is missing right now (or is not a file: `problem`)
     first: float
+    problem: str | None = None  # "is now a directory": the path exists but is not a regular file
+
+
+class _NotAFile(Exception):
+    """The watched path exists but is not a regular file (a directory, a FIFO...)."""
 
 
 class _Settler(threading.Thread):
@@ -107,7 +113,11 @@ class _Settler(threading.Thread):
                 if ready is None:
                     return
             for path, entry in ready:
-                data = _read_stable(path)
+                try:
+                    data = _read_stable(path)
+                except _NotAFile as exc:
+                    self._on_settled(path, _Settled(None, entry.first, str(exc)))
+                    continue
                 if data == b"" and not entry.confirming_empty:
                     with self._cond:  # a truncate before a write? wait a little longer
                         if path not in self._pending:
@@ -135,6 +145,8 @@ def _read_stable(path: str) -> bytes | None:
     for _ in range(STABLE_TRIES):
         try:
             before = os.stat(path)
+            if not stat.S_ISREG(before.st_mode):  # never open a FIFO (it would block) or read a directory
+                raise _NotAFile("a directory" if stat.S_ISDIR(before.st_mode) else "not a regular file")
             with open(path, "rb") as f:
                 data = f.read()
             after = os.stat(path)
@@ -157,7 +169,8 @@ class _Handler(FileSystemEventHandler):
         self._owner = owner
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.is_directory or event.event_type in _IGNORED_EVENTS:
+        # Directory events count too: a watched path replaced by a directory must be noticed.
+        if event.event_type in _IGNORED_EVENTS:
             return
         watched = self._owner._paths  # copy-on-write set: one reference read
         for raw in (event.src_path, getattr(event, "dest_path", "")):
@@ -200,6 +213,7 @@ class LiveFiles:
         self._settled: dict[str, _Settled] = {}
         self._scheduled: set[str] = set()
         self._missing: set[str] = set()
+        self._not_a_file: dict[str, str] = {}  # path -> what it is now, reported once
         self._latencies: deque[float] = deque(maxlen=1024)
         self._observer: Any = None
         self._settler = _Settler(self._on_settled)
@@ -289,6 +303,17 @@ class LiveFiles:
         if settled is None or live is None:
             return
         name = os.path.basename(real)
+        if settled.problem is not None:
+            if self._not_a_file.get(real) != settled.problem:
+                self._not_a_file[real] = settled.problem
+                self._report(
+                    f"{name} is now {settled.problem}, not a file; the engine keeps its last state; "
+                    "watching for the file to come back",
+                    True,
+                    real,
+                )
+            return
+        self._not_a_file.pop(real, None)
         if settled.data is None:
             if real not in self._missing:
                 self._missing.add(real)
