@@ -132,6 +132,7 @@ BUILTIN_TYPES: tuple[type[ModuleType], ...] = (
     Seq,
     Euclid,
     Const,
+    PatternModule,
     OscOut,
     SuperDirt,
     ScsynthOut,
