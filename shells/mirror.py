@@ -174,5 +174,31 @@ class Mirror:
             out += [f"{name}.{port}" for port in ports]
         return out
 
+    def _param_spec(self, type_name: str, param: str) -> dict[str, Any]:
+        spec = ((self.schema.get(type_name) or {}).get("params") or {}).get(param)
+        return spec if isinstance(spec, dict) else {}
+
+    def values_of(self, ref: str) -> list[str]:
+        """Values worth offering for `MODULE.PARAM`: an enum's choices, `true`/`false` for a bool."""
+        module, _, param = ref.partition(".")
+        mod = self.modules().get(module) or {}
+        return _choices(self._param_spec(mod.get("type", ""), param))
+
+    def assignments(self, type_name: str, current: str) -> list[str]:
+        """`PARAM=` for each param of `type_name`, or `PARAM=VALUE` once `current` names the param."""
+        params = (self.schema.get(type_name) or {}).get("params") or {}
+        name, eq, _ = current.partition("=")
+        if eq:
+            return [f"{name}={v}" for v in _choices(self._param_spec(type_name, name))]
+        return [f"{p}=" for p in params]
+
     def connections(self) -> list[tuple[str, str]]:
         return [(c["src"], c["dst"]) for c in self.doc.get("connections") or []]
+
+
+def _choices(spec: dict[str, Any]) -> list[str]:
+    if spec.get("choices"):
+        return [str(c) for c in spec["choices"]]
+    if spec.get("kind") == "bool":
+        return ["true", "false"]
+    return []

@@ -36,33 +36,9 @@ from typing import Any, TextIO
 
 from shells.mirror import Change, Mirror
 from vtkernel.protocol import COMM_TARGET, PROTOCOL_VERSION
+from vtkernel.verbs import VERBS
 
 HISTORY_ENV = "VTKERNEL_SHELL_HISTORY"
-# The command language's verbs (the kernel's parser is the authority; this list only drives completion).
-VERBS = (
-    "add",
-    "rm",
-    "set",
-    "get",
-    "connect",
-    "disconnect",
-    "bpm",
-    "play",
-    "stop",
-    "undo",
-    "redo",
-    "state",
-    "open",
-    "save",
-    "load",
-    "watch",
-    "unwatch",
-    "script",
-    "history",
-    "stats",
-    "help",
-)
-READ_ONLY_VERBS = {"get", "state", "script", "history", "stats", "help", "save", "watch", "unwatch"}
 FIRST_SNAPSHOT_TIMEOUT = 20.0
 RESYNC_EVERY = 0.25
 ANSWER_TIMEOUT = 60.0
@@ -86,7 +62,8 @@ def touched_keys(line: str) -> set[str] | None:
     if not words:
         return set()
     verb, args = words[0].lower(), words[1:]
-    if verb in READ_ONLY_VERBS or verb not in VERBS:
+    spec = VERBS.get(verb)
+    if spec is None or not spec.edits:
         return set()
     if verb == "set" and args:
         return {args[0]}
@@ -94,8 +71,8 @@ def touched_keys(line: str) -> set[str] | None:
         return {args[0]}
     if verb in ("connect", "disconnect") and len(args) >= 2:
         return {f"connection {args[0]} {args[1]}"}
-    if verb == "bpm":
-        return {"clock.bpm"}
+    if verb in ("bpm", "meter"):
+        return {f"clock.{verb}"}
     if verb in ("play", "stop"):
         return {"clock.playing"}
     return None  # undo, redo, open, load: whatever they changed was ours
@@ -351,7 +328,7 @@ def make_completer(mirror: Mirror) -> Any:
             if index == 0:
                 options: list[str] = list(VERBS)
             else:
-                options = _arg_options(mirror, words[0].lower(), index, words)
+                options = arg_options(mirror, words[0].lower(), index, words, current)
             for option in sorted(set(options)):
                 if option.startswith(current) and option != current:
                     yield Completion(option, start_position=-len(current))
@@ -359,25 +336,32 @@ def make_completer(mirror: Mirror) -> Any:
     return VTCompleter()
 
 
-def _arg_options(mirror: Mirror, verb: str, index: int, words: list[str]) -> list[str]:
-    if verb in ("set", "get") and index == 1:
-        return mirror.params()
-    if verb == "rm" and index == 1:
+def arg_options(mirror: Mirror, verb: str, index: int, words: list[str], current: str = "") -> list[str]:
+    """What argument `index` (1-based) of `verb` may be, from the verb table's `args` and the mirror."""
+    spec = VERBS.get(verb)
+    if spec is None or not spec.args or index > spec.max_args:
+        return []
+    kind = spec.args[min(index, len(spec.args)) - 1]
+    before = words[index - 1] if len(words) > index - 1 else ""  # the argument before this one
+    if kind == "module":
         return list(mirror.modules())
-    if verb == "connect":
-        return mirror.outputs() if index == 1 else mirror.inputs() if index == 2 else []
-    if verb == "disconnect":
-        conns = mirror.connections()
-        if index == 1:
-            return [s for s, _ in conns]
-        if index == 2:
-            return [d for s, d in conns if len(words) > 1 and s == words[1]]
-    if verb == "add" and index == 2:
+    if kind == "param":
+        return mirror.params()
+    if kind == "value":
+        return mirror.values_of(before)
+    if kind == "output":
+        return mirror.outputs()
+    if kind == "input":
+        return mirror.inputs()
+    if kind == "source":
+        return [s for s, _ in mirror.connections()]
+    if kind == "target":
+        return [d for s, d in mirror.connections() if s == before]
+    if kind == "type":
         return sorted(mirror.schema)
-    if verb == "add" and index >= 3 and len(words) > 2:
-        params = (mirror.schema.get(words[2]) or {}).get("params") or {}
-        return [f"{p}=" for p in params]
-    if verb == "help" and index == 1:
+    if kind == "assign":
+        return mirror.assignments(words[2] if len(words) > 2 else "", current)
+    if kind == "verb":
         return list(VERBS)
     return []
 

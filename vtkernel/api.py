@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from vtkernel.engine.apply import apply_to_document
 from vtkernel.engine.document import Document, Snapshot
 from vtkernel.engine.engine import Engine, Mailbox
+from vtkernel.jsonpatch import to_json
 from vtkernel.language import ShellAction, help_text, parse_get, parse_line
 from vtkernel.protocol import (
     AddModule,
@@ -415,7 +416,7 @@ class VT:
 
 
 def _show(value: Any) -> str:
-    text = json.dumps(list(value) if isinstance(value, tuple) else value)
+    text = json.dumps(to_json(value))
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -489,5 +490,4 @@ def _param(snap: Snapshot, module: str, param: str) -> Any:
         raise VTError("unknown_module", f"no module named {module!r}")
     if param not in m.params:
         raise VTError("unknown_param", f"{module} ({m.type}) has no param {param!r}; params: {', '.join(m.params)}")
-    value = m.params[param]
-    return list(value) if isinstance(value, tuple) else value
+    return to_json(m.params[param])

@@ -3,7 +3,8 @@
 A line parses to either an engine command (a `vtkernel.protocol` model) or a
 `ShellAction` that the kernel carries out itself (state, get, open, save,
 load, watch, ...). Parsing is pure and raises `VTError("invalid_command")`
-with one line that says what was expected.
+with one line that says what was expected. The verbs, their arguments and
+their help come from one table, `vtkernel.verbs.VERBS`.
 
     add NAME TYPE [PARAM=VALUE ...]   rm NAME
     set NAME.PARAM VALUE              get NAME.PARAM
@@ -27,12 +28,14 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
 from vtkernel.protocol import VTError, parse_command
+from vtkernel.verbs import VERBS, engine_verbs
 
 QUANTIZE = ("now", "step", "beat", "bar")
 
@@ -45,35 +48,35 @@ class ShellAction:
     args: tuple[str, ...] = ()
 
 
-# verb -> (usage, number of args: (min, max), what it does)
-USAGE: dict[str, tuple[str, int, int, str]] = {
-    "add": ("add NAME TYPE [PARAM=VALUE ...]", 2, 1 << 16, "add a module"),
-    "rm": ("rm NAME", 1, 1, "remove a module and its connections"),
-    "set": ("set NAME.PARAM VALUE", 2, 2, "set a param"),
-    "get": ("get NAME.PARAM", 1, 1, "print a param's value as JSON"),
-    "connect": ("connect SRC DST", 2, 2, "connect MODULE.OUT to MODULE.IN"),
-    "disconnect": ("disconnect SRC DST", 2, 2, "remove a connection"),
-    "bpm": ("bpm VALUE", 1, 1, "set the tempo (20..999)"),
-    "meter": ("meter VALUE", 1, 1, "set the beats per bar (1..64), where @bar lands"),
-    "play": ("play", 0, 0, "start the transport"),
-    "stop": ("stop", 0, 0, "stop the transport"),
-    "undo": ("undo", 0, 0, "undo the last patch edit"),
-    "redo": ("redo", 0, 0, "redo"),
-    "state": ("state", 0, 0, "print the document as JSON"),
-    "open": ("open PATH", 1, 1, "bind the kernel to a session file (autosaved)"),
-    "save": ("save [PATH]", 0, 1, "save the session now (or save as PATH)"),
-    "load": ("load PATH", 1, 1, "replace the document with a file's (undoable)"),
-    "close": ("close", 0, 0, "save and close the session file, releasing its lock"),
-    "watch": ("watch PATH", 1, 1, "run a Python file and re-run its changes on save"),
-    "unwatch": ("unwatch PATH", 1, 1, "stop watching a file"),
-    "script": ("script", 0, 0, "print the Python script that rebuilds the document"),
-    "history": ("history [N]", 0, 1, "list recent versions"),
-    "stats": ("stats", 0, 0, "engine and clock metrics"),
-    "doctor": ("doctor", 0, 0, "pre-flight check: kernelspec, versions, receivers, MIDI, priority, disk"),
-    "panel": ("panel", 0, 0, "show the GUI panel (in a notebook)"),
-    "help": ("help [VERB]", 0, 1, "this help"),
+# Each engine verb's command, from its arguments (checked against the table at import).
+def _add(args: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for word in args[2:]:
+        key, eq, raw = word.partition("=")
+        if not eq or not key:
+            raise VTError("invalid_command", f"expected PARAM=VALUE, got {word!r}; usage: {VERBS['add'].usage}")
+        params[key] = parse_value(raw)
+    data: dict[str, Any] = {"op": "add_module", "name": args[0], "type": args[1]}
+    if params:
+        data["params"] = params
+    return data
+
+
+_BUILDERS: dict[str, Callable[[list[str]], dict[str, Any]]] = {
+    "add": _add,
+    "rm": lambda a: {"op": "remove_module", "name": a[0]},
+    "connect": lambda a: {"op": "connect", "src": a[0], "dst": a[1]},
+    "disconnect": lambda a: {"op": "disconnect", "src": a[0], "dst": a[1]},
+    "bpm": lambda a: {"op": "set_bpm", "bpm": parse_value(a[0])},
+    "meter": lambda a: {"op": "set_meter", "meter": parse_value(a[0])},
+    "play": lambda a: {"op": "play"},
+    "stop": lambda a: {"op": "stop"},
+    "undo": lambda a: {"op": "undo"},
+    "redo": lambda a: {"op": "redo"},
+    # `set` is parsed on its own (its VALUE is the rest of the line): see `_parse_set`.
 }
-ENGINE_VERBS = {"add", "rm", "set", "connect", "disconnect", "bpm", "meter", "play", "stop", "undo", "redo"}
+_missing = engine_verbs() - set(_BUILDERS) - {"set"}
+assert not _missing, f"engine verbs without a command builder: {sorted(_missing)}"
 
 
 def parse_value(text: str) -> Any:
@@ -140,39 +143,19 @@ def parse_line(line: str) -> BaseModel | ShellAction | None:
     if not words:
         return None
     verb, args = words[0].lower(), words[1:]
-    if verb not in USAGE:
-        raise VTError("invalid_command", f"unknown command {words[0]!r}; try: {', '.join(USAGE)}")
+    spec = VERBS.get(verb)
+    if spec is None:
+        raise VTError("invalid_command", f"unknown command {words[0]!r}; try: {', '.join(VERBS)}")
     quantize = None
-    if args and args[-1].startswith("@") and verb in ENGINE_VERBS:
+    if args and args[-1].startswith("@") and spec.kind == "engine":
         quantize = args.pop()[1:]
         if quantize not in QUANTIZE:
             raise VTError("invalid_command", f"unknown quantization @{quantize}; use @now, @step, @beat or @bar")
-    usage, lo, hi, _ = USAGE[verb]
-    if not lo <= len(args) <= hi:
-        raise VTError("invalid_command", f"usage: {usage}")
-    if verb not in ENGINE_VERBS:
+    if not spec.min_args <= len(args) <= spec.max_args:
+        raise VTError("invalid_command", f"usage: {spec.usage}")
+    if spec.kind != "engine":
         return ShellAction(verb, tuple(args))
-    data: dict[str, Any]
-    if verb == "add":
-        params: dict[str, Any] = {}
-        for word in args[2:]:
-            key, eq, raw = word.partition("=")
-            if not eq or not key:
-                raise VTError("invalid_command", f"expected PARAM=VALUE, got {word!r}; usage: {usage}")
-            params[key] = parse_value(raw)
-        data = {"op": "add_module", "name": args[0], "type": args[1]}
-        if params:
-            data["params"] = params
-    elif verb == "rm":
-        data = {"op": "remove_module", "name": args[0]}
-    elif verb in ("connect", "disconnect"):
-        data = {"op": verb, "src": args[0], "dst": args[1]}
-    elif verb == "bpm":
-        data = {"op": "set_bpm", "bpm": parse_value(args[0])}
-    elif verb == "meter":
-        data = {"op": "set_meter", "meter": parse_value(args[0])}
-    else:
-        data = {"op": verb}
+    data = _BUILDERS[verb](args)
     if quantize is not None:
         if verb in ("undo", "redo"):
             raise VTError("invalid_command", f"{verb} cannot be quantized")
@@ -181,7 +164,7 @@ def parse_line(line: str) -> BaseModel | ShellAction | None:
 
 
 def _parse_set(ref: str, rest: str) -> BaseModel:
-    usage = USAGE["set"][0]
+    usage = VERBS["set"].usage
     quantize = None
     q = _QUANT_RE.match(rest)
     if q is not None:
@@ -196,16 +179,17 @@ def _parse_set(ref: str, rest: str) -> BaseModel:
 
 
 def parse_get(action: ShellAction) -> tuple[str, str]:
-    return _split_ref(action.args[0], USAGE["get"][0])
+    return _split_ref(action.args[0], VERBS["get"].usage)
 
 
 def help_text(verb: str | None = None) -> str:
+    """`help`: every verb of the table, or one."""
     if verb is not None:
-        if verb not in USAGE:
-            raise VTError("invalid_command", f"unknown command {verb!r}; try: {', '.join(USAGE)}")
-        usage, _, _, what = USAGE[verb]
-        return f"{usage}  -- {what}"
-    width = max(len(u) for u, *_ in USAGE.values())
-    lines = [f"{u:<{width}}  {what}" for u, _, _, what in USAGE.values()]
+        spec = VERBS.get(verb.lower())
+        if spec is None:
+            raise VTError("invalid_command", f"unknown command {verb!r}; try: {', '.join(VERBS)}")
+        return f"{spec.usage}  -- {spec.summary}"
+    width = max(len(v.usage) for v in VERBS.values())
+    lines = [f"{v.usage:<{width}}  {v.summary}" for v in VERBS.values()]
     lines.append("Engine commands take an optional @now/@step/@beat/@bar. VALUE is JSON or a bare word.")
     return "\n".join(lines)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,7 +11,8 @@ from hypothesis import strategies as st
 from vtkernel.api import VT
 from vtkernel.engine import Engine
 from vtkernel.language import ShellAction, help_text, parse_line
-from vtkernel.protocol import AddModule, Batch, Connect, SetBpm, SetParam, VTError
+from vtkernel.protocol import AddModule, Connect, SetBpm, SetParam, VTError
+from vtkernel.verbs import VERBS, Verb
 
 
 def test_values_are_json_literals_and_bare_words_are_strings() -> None:
@@ -65,9 +68,42 @@ def test_the_parser_never_raises_anything_but_vterror(line: str) -> None:
 
 def test_help_lists_every_verb_from_one_table() -> None:
     text = help_text()
-    for verb in ("add", "rm", "set", "get", "connect", "disconnect", "bpm", "play", "stop", "undo", "redo", "state", "open", "save", "load", "close", "watch", "unwatch"):
-        assert verb in text
-    assert Batch  # batches come from %%vt, not from one line
+    for name, verb in VERBS.items():
+        assert verb.usage in text and verb.summary in text, name
+        assert help_text(name) == f"{verb.usage}  -- {verb.summary}"
+    assert {"close", "panel", "meter"} <= set(VERBS)
+    assert len(text.splitlines()) == len(VERBS) + 1  # one line per verb, one footnote
+
+
+def test_the_parser_takes_its_verbs_and_argument_counts_from_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    minimal = {"add": "a lfo", "rm": "a", "set": "a.rate 2", "get": "a.rate", "connect": "a.out b.rate",
+               "disconnect": "a.out b.rate", "bpm": "90", "meter": "3", "open": "x", "load": "x", "watch": "x",
+               "unwatch": "x"}
+    for name, verb in VERBS.items():
+        parsed = parse_line(f"{name} {minimal.get(name, '')}")
+        assert isinstance(parsed, ShellAction) == (verb.kind == "kernel"), name
+        if verb.max_args < 8 and name != "set":
+            with pytest.raises(VTError, match="usage: " + re.escape(verb.usage)):
+                parse_line(name + " x" * (verb.max_args + 1))
+    # A verb added to the table is parsed and listed with no other edit.
+    monkeypatch.setitem(VERBS, "doctor", Verb("doctor", "doctor [PART]", "check the setup", 0, 1))
+    assert parse_line("doctor osc") == ShellAction("doctor", ("osc",))
+    assert "doctor [PART]" in help_text() and help_text("doctor").endswith("check the setup")
+    with pytest.raises(VTError, match="usage: doctor"):
+        parse_line("doctor a b")
+
+
+def test_kernel_verbs_answer_clearly_until_the_kernel_provides_them() -> None:
+    engine = Engine().start()
+    try:
+        vt = VT(engine)  # no services: a bare engine, as in a plain Python process
+        for name, verb in VERBS.items():
+            if verb.kind == "kernel" and verb.thread != "inline" and name != "help":
+                with pytest.raises(VTError) as info:
+                    vt.run(f"{name} x" if verb.min_args else name)
+                assert info.value.message == f"'{name}' is not available in this kernel yet", name
+    finally:
+        engine.stop()
 
 
 def test_a_comment_ends_every_verb_but_not_a_quoted_value() -> None:

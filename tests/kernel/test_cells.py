@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from jupyter_client.kernelspec import KernelSpecManager
 
@@ -67,9 +68,27 @@ def test_cell_batch_is_atomic(kernel: Kernel) -> None:
     assert kernel.ok("%vt get a.rate").strip() == "1.0"
 
 
-def test_session_and_live_verbs_answer_clearly_until_available(kernel: Kernel) -> None:
-    result = kernel.execute("%vt help")
-    assert result["status"] == "ok" and "connect SRC DST" in result["stdout"]
+def test_session_and_live_verbs_answer_clearly_until_available(kernel: Kernel, tmp_path: Path) -> None:
+    """In the kernel every session and live verb is served: it works, or says why in one line with a
+    stable code (`vt` without a kernel says "not available": tests/engine/test_language.py)."""
+    session, script = tmp_path / "s.vtsession", tmp_path / "live.py"
+    script.write_text("vt.module('w', 'lfo')\n")
+    expected = [
+        ("%vt save", "error", "[invalid_command] no session is open"),
+        (f"%vt open {session}", "ok", "created"),
+        ("%vt save", "ok", "saved"),
+        (f"%vt load {tmp_path / 'missing.vtsession'}", "error", "[io_error]"),
+        ("%vt close", "ok", "closed"),
+        (f"%vt watch {script}", "ok", "watching"),
+        (f"%vt unwatch {script}", "ok", "stopped watching"),
+        (f"%vt unwatch {script}", "error", "[invalid_value] not watching"),
+    ]
+    for line, status, needle in expected:
+        result = kernel.execute(line)
+        said = result["stdout"] if result["status"] == "ok" else "\n".join(result["error"]["traceback"])
+        assert result["status"] == status and needle in said and said.strip().count("\n") == 0, (line, said)
+    assert "w" in json.loads(kernel.ok("%vt state"))["modules"]  # the watch ran the file
+    assert session.exists()
 
 
 def test_a_module_type_defined_in_a_cell_is_registered_and_reaches_every_shell(kernel: Kernel) -> None:

@@ -144,3 +144,38 @@ def test_connection_element_ops_from_the_engine_apply_and_read_as_commands() -> 
         "connect lfo2.out lfo1.rate",
     ]
     assert m.apply({"type": "delta", "base": 2, "version": 3, "ops": [{"op": "remove", "path": "/connections/5"}]}) is None
+
+
+SCHEMA = {
+    "lfo": {
+        "params": {"rate": {"kind": "float"}, "shape": {"kind": "enum", "choices": ["sine", "square", "saw", "triangle"]}},
+        "inputs": ["rate", "shape"],
+        "outputs": ["out"],
+    },
+    "gate": {"params": {"open": {"kind": "bool"}}, "inputs": ["open"], "outputs": []},
+}
+
+
+def completions(mirror: Mirror, text: str) -> list[str]:
+    from prompt_toolkit.document import Document
+
+    from shells.terminal import make_completer
+
+    return [c.text for c in make_completer(mirror).get_completions(Document(text), None)]
+
+
+def test_the_terminal_completes_every_verb_of_the_table_and_enum_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vtkernel.verbs import VERBS, Verb
+
+    m = Mirror()
+    m.load({"type": "snapshot", "version": 1, "state": copy.deepcopy(DOC)})
+    m.schema = SCHEMA
+    assert completions(m, "") == sorted(VERBS)  # close, panel, meter included
+    assert completions(m, "set lfo1.shape ") == ["saw", "sine", "square", "triangle"]
+    assert completions(m, "set lfo1.shape s") == ["saw", "sine", "square"]
+    assert completions(m, "add g lfo ") == ["rate=", "shape="]
+    assert completions(m, "add g lfo shape=sq") == ["shape=square"]
+    assert completions(m, "disconnect lfo1.out ") == ["lfo2.rate"]
+    assert completions(m, "help cl") == ["close"]
+    monkeypatch.setitem(VERBS, "doctor", Verb("doctor", "doctor", "check the setup"))
+    assert "doctor" in completions(m, "d")  # a verb added to the table completes with no other edit

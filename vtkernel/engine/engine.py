@@ -31,6 +31,7 @@ from typing import Any
 
 from vtkernel.engine.apply import EditState, LoadDocument, apply
 from vtkernel.engine.document import Change, Document, Path, Snapshot
+from vtkernel.engine.figures import percentile
 from vtkernel.engine.queue import CommandQueue
 from vtkernel.engine.schema import Registry, default_registry
 from vtkernel.engine.timing.quantize import quantized_paths
@@ -382,12 +383,7 @@ class EngineStats:
             "errors": self.errors,
             "commands_per_s": round(rate, 1),
             "queue_depth": queue_depth,
-            "apply_us_p50": _pct(lat, 0.5),
-            "apply_us_p99": _pct(lat, 0.99),
+            "apply_us_p50": percentile(lat, 0.5),
+            "apply_us_p99": percentile(lat, 0.99),
         }
 
-
-def _pct(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    return round(sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))], 2)

@@ -69,10 +69,6 @@ class Sender(Protocol):
     def send(self, msg: dict[str, Any]) -> None: ...
 
 
-# Verbs the hub answers itself from a snapshot, with no side effects.
-READ_ONLY_VERBS = {"state", "get", "help", "history", "script", "stats"}
-
-
 @dataclass(eq=False)
 class Client:
     """One subscriber. Owned by the hub loop."""

@@ -35,6 +35,7 @@ from vtkernel.kernel.hub import Hub
 from vtkernel.kernel.panel import make_panel
 from vtkernel.language import ShellAction
 from vtkernel.protocol import COMM_TARGET, VTError, error_msg
+from vtkernel.verbs import VERBS
 
 log = logging.getLogger("vtkernel")
 
@@ -329,9 +330,6 @@ class KernelServices:
     right thread, returning a Future the hub awaits.
     """
 
-    # Verbs that touch user code or the namespace run on the main thread, in order with cells.
-    MAIN_THREAD_VERBS = {"watch", "unwatch"}
-
     def __init__(self, kernel: VTKernel) -> None:
         from vtkernel.live.watcher import LiveFiles
 
@@ -353,7 +351,6 @@ class KernelServices:
         self.fns: dict[str, Callable[..., Any]] = {
             "script": lambda: self.script_for(self.engine.snapshot),
             "stats": self.stats,  # a dict: vt.stats() returns it, `%vt stats` formats it
-            "doctor": lambda: __import__("vtkernel.doctor").doctor.for_kernel(self.engine, self.sessions, kernel.runtime),
             "watch": self.watch,
             "unwatch": self.unwatch,
             "recorded": lambda name: kernel.runtime.recorded(name),
@@ -520,10 +517,11 @@ class KernelServices:
 
     def action_from_hub(self, action: ShellAction) -> Any:
         """Carry out a non-engine verb sent as comm `text`; may return a Future."""
-        if action.verb == "panel":
-            raise VTError("invalid_command", "the panel is a notebook widget: run vt.panel() in a cell")
+        verb = VERBS[action.verb]  # the parser only makes actions of verbs in the table
+        if verb.notebook_only:
+            raise VTError("invalid_command", f"{verb.name} is a notebook widget: run vt.{verb.name}() in a cell")
         vt = VT(self.engine, origin="text", services=self.fns)
-        if action.verb in ("state", "get", "help", "history"):
+        if verb.thread == "inline":  # a snapshot read: answered on the hub thread
             return vt.action(action)
         fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
@@ -533,7 +531,7 @@ class KernelServices:
             except BaseException as exc:
                 fut.set_exception(exc)
 
-        if action.verb in self.MAIN_THREAD_VERBS:
+        if verb.thread == "main":  # user code and the namespace: in order with cells
             self.kernel.schedule_main(run)
         else:
             threading.Thread(target=run, name=f"vt-{action.verb}", daemon=True).start()

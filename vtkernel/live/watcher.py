@@ -44,6 +44,7 @@ from watchdog.observers.api import ObservedWatch
 
 from vtkernel.api import VT
 from vtkernel.engine.engine import Engine
+from vtkernel.engine.figures import percentile
 from vtkernel.live.runner import LiveFile, Ownership, decode_source
 from vtkernel.protocol import VTError
 
@@ -274,8 +275,8 @@ class LiveFiles:
         return {
             "files": len(self._files),
             "saves_applied": len(lat),
-            "latency_ms_p50": _pct(lat, 0.5),
-            "latency_ms_p99": _pct(lat, 0.99),
+            "latency_ms_p50": percentile(lat, 0.5),
+            "latency_ms_p99": percentile(lat, 0.99),
             "latency_ms_max": round(lat[-1], 2) if lat else None,
         }
 
@@ -383,7 +384,3 @@ def _read_bytes(path: str) -> bytes:
         return f.read()
 
 
-def _pct(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    return round(sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))], 2)

@@ -36,7 +36,7 @@ from typing import Any
 from vtkernel.engine.schema import Event, ModuleType, Onset, Outputs, ParamSpec
 from vtkernel.engine.timing.clock import BEAT_EPSILON, TempoMap, WallClock, quantize_beat
 from vtkernel.jsonpatch import MISSING as _MISSING
-from vtkernel.jsonpatch import apply_in_place
+from vtkernel.jsonpatch import apply_in_place, from_json
 from vtkernel.jsonpatch import decode_pointer as decode_pointer  # re-exported: the runtime uses it
 from vtkernel.jsonpatch import get as _get
 
@@ -280,7 +280,7 @@ class Renderer:
             if cls is not None:
                 for pname, spec in cls.params.items():
                     value = given.get(pname, spec.default)
-                    base[pname] = tuple(value) if isinstance(value, list) else value
+                    base[pname] = from_json(value)
             self._base[name] = base
         return base
 

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import gc
 import json
-import math
 import os
 import select
 import socket
@@ -53,6 +52,7 @@ import time
 from collections import deque
 from typing import Any
 
+from vtkernel.engine.figures import percentile
 from vtkernel.engine.schema import BUILTIN_TYPES, ModuleType
 from vtkernel.engine.timing.clock import TempoMap, WallClock
 from vtkernel.engine.timing.guard import (
@@ -359,11 +359,11 @@ class Scheduler:
             "late_events": out.late,
             "ticks": self.ticks,
             "tick_lateness_ms": {
-                "p50": _pct(late, 0.5),
-                "p99": _pct(late, 0.99),
+                "p50": percentile(late, 0.5, 3),
+                "p99": percentile(late, 0.99, 3),
                 "max": round(self.max_lateness_ms, 3),
             },
-            "ahead_ms": {"min": _pct(ahead, 0.0), "p50": _pct(ahead, 0.5)},
+            "ahead_ms": {"min": percentile(ahead, 0.0, 3), "p50": percentile(ahead, 0.5, 3)},
             "lookahead_ms": round(r.lookahead * 1000.0, 3),
             "skipped_seconds": round(r.counters.skipped_seconds, 3),
             "muted": dict(r.muted),
@@ -373,19 +373,13 @@ class Scheduler:
             "memory_limit": self.memory,
             "budget_ms": round(self.guard.budget * 1000.0, 3),
             "midi_send_lateness_ms": {
-                "p50": _pct(midi_late, 0.5),
-                "p99": _pct(midi_late, 0.99),
+                "p50": percentile(midi_late, 0.5, 3),
+                "p99": percentile(midi_late, 0.99, 3),
                 "max": round(self.midi_late_max_ms, 3),
                 "n": len(midi_late),
             },
             "transport": self.transport(),
         }
-
-
-def _pct(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    return round(sorted_values[min(len(sorted_values) - 1, math.floor(q * len(sorted_values)))], 3)
 
 
 def main(argv: list[str] | None = None) -> int:
