@@ -131,6 +131,7 @@ class Runtime:
         self._need_restart = False
         self._restarts: deque[float] = deque()
         self._gen = 0  # which child the reader threads belong to
+        self._reset_gen = 0  # the child that has been sent the patch
         self._ready = threading.Event()
         self._start_error: str | None = None
         self._page: StatusPage | None = None
@@ -434,35 +435,44 @@ class Runtime:
             self._page = None
 
     def _shutdown_child(self, timeout: float) -> None:
+        self._shutdown_handles(self._detach(), timeout)
+
+    def _detach(self) -> tuple[Any, ...]:
+        """Take the current child's handles (the next `_launch` starts a new one beside it)."""
         self._ready.clear()
-        sock = self._sock
+        handles = (self._proc, self._thread, self._sock, self._reader, self._stderr, self._page)
+        self._proc = self._thread = self._sock = self._reader = self._stderr = self._page = None
+        return handles
+
+    @staticmethod
+    def _shutdown_handles(handles: tuple[Any, ...], timeout: float) -> None:
+        """Ask a child to quit (it answers "bye" with its transport), wait, then kill what is left."""
+        proc, thread, sock, reader, stderr, page = handles
         if sock is not None:
             try:
                 send_frame(sock, ("quit",))
             except OSError:
                 pass
-        if self._proc is not None:
+        if proc is not None:
             try:
-                self._proc.wait(timeout)
+                proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                pass
-            self._kill_child()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+                proc.kill()
+                proc.wait(5)
+        if thread is not None:
+            thread.join(timeout)
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
             sock.close()
-            self._sock = None
-        if self._reader is not None:
-            self._reader.join(timeout)
-            self._reader = None
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
+        if reader is not None:
+            reader.join(timeout)
+        if stderr is not None:
+            stderr.close()
+        if page is not None:
+            page.close()
 
     # ----- feeder thread ----------------------------------------------------------
 
@@ -532,6 +542,7 @@ class Runtime:
         muted.update(self._culprits)
         self._culprits.clear()
         extra = {"resume": self._transport, "muted": muted}
+        self._reset_gen = self._gen
         send_frame(sock, ("reset", snap.version, snap.doc.to_json(), extra))
         self._sent = snap
 
@@ -589,17 +600,24 @@ class Runtime:
                 return
             self._restarts.append(now)
             self._report(f"the scheduler process exited{detail}; restarting it")
+        # A running child keeps playing until the new one is ready; then it quits and says where its
+        # transport got to ("bye"), and the new one carries on from there: no gap, no repeat.
+        old = self._detach()
         self._restarting = True
         try:
-            self._shutdown_child(2.0)  # a healthy child says where its transport is ("bye") as it quits
+            if old[0] is not None and old[0].poll() is not None:  # already dead: nothing to hand over
+                self._shutdown_handles(old, 2.0)
+                old = (None,) * 6
+            self._given_up = False
+            try:
+                self._launch()
+            except Exception as exc:
+                self._give_up(f"the scheduler did not start: {exc}; run %vt restart to try again", str(exc))
+                return
+            finally:
+                self._shutdown_handles(old, 2.0)
         finally:
             self._restarting = False
-        self._given_up = False
-        try:
-            self._launch()
-        except Exception as exc:
-            self._give_up(f"the scheduler did not start: {exc}; run %vt restart to try again", str(exc))
-            return
         self._start_error = None
         self._inbox.appendleft(("reset",))
 
@@ -655,7 +673,8 @@ class Runtime:
             if kind == "telemetry":
                 self._take_recorded(message[2])
                 telemetry = message[1]
-                self._transport = telemetry.get("transport")
+                if gen == self._reset_gen:  # (a new child's first telemetry, before its reset, knows nothing)
+                    self._transport = telemetry.get("transport")
                 self._sticky = telemetry.get("sticky") or {}
                 with self._synced_cond:
                     self._telemetry = telemetry

@@ -73,6 +73,7 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
         # The clock and outputs run in a child process (started in `start`): a C call
         # that holds this process's GIL for a second must not make events late.
         self.runtime = Runtime(self.engine, lookahead=self.lookahead, on_report=self._runtime_report)
+        self.runtime.start(wait=False)  # spawns the scheduler process on its own thread: warm by the first play
         self.hub: Hub | None = None
         self.hub_subshell_id: str | None = None
         self._hub_loop: asyncio.AbstractEventLoop | None = None
@@ -358,6 +359,7 @@ class KernelServices:
             "graph": self.graph,
             "reports": lambda: list(self.runtime_reports),
             "lookahead": self.set_lookahead,
+            "restart": lambda: kernel.runtime.restart(),  # the scheduler process; keeps the transport's beat
             "panel": lambda: make_panel(kernel),
             "registered": lambda cls: kernel.hub is not None and kernel.on_hub(kernel.hub.broadcast_schema),
         }
