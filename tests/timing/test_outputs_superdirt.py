@@ -154,3 +154,49 @@ def test_cps_and_cycle_follow_the_meter_of_the_clock(rx: OscReceiver):
         assert f["cps"] == pytest.approx(90 / 60 / 3)
         assert f["cycle"] == pytest.approx(k / 3)
         assert f["delta"] == pytest.approx(60 / 90)
+
+
+def test_a_control_pattern_sends_what_tidal_would_for_its_haps(rx: OscReceiver):
+    """cps from the tempo and the cycle length, cycle = whole begin, delta = whole duration in seconds."""
+    from vtkernel.engine.patterns.tree import validate_json
+    from vtkernel.patterns import s
+
+    built = s("bd*2 [~ sd:3] <hh cp>").gain("0.8 1").orbit(1)
+    bpm, bpc = 150.0, 3.0  # a cycle of 3 beats: 1.2 s
+    cycle_seconds = bpc * 60 / bpm
+    live = Live(
+        {
+            "drums": ("pattern", {"pattern": validate_json(built), "cycle": bpc}),
+            "d": ("superdirt", {"port": rx.port}),
+        },
+        [("drums.out", "d.in")],
+        bpm=bpm,
+    )
+    cycles = 4
+    haps = sorted(
+        (h for h in built.query(0, cycles) if h.whole is not None and h.has_onset()),
+        key=lambda h: (h.whole.begin, str(h.value)),
+    )
+    try:
+        live.render(cycles * cycle_seconds)
+        got = wait_for(rx, len(haps))
+        tempo = live.r.tempo
+        assert tempo is not None
+        tag0 = tempo.timetag_of(0.0)
+    finally:
+        live.close()
+    assert len(got) == len(haps) == cycles * 4  # bd bd sd, and hh or cp
+    got.sort(key=lambda r: (r.timetag or 0, str(pairs(r).get("s"))))
+    for hap, r in zip(haps, got, strict=True):
+        value = dict(hap.value)
+        expected: dict[str, Any] = {
+            "_id_": "drums",
+            "cps": bpm / 60 / bpc,
+            "cycle": float(hap.whole.begin),
+            "delta": float(hap.whole.end - hap.whole.begin) * cycle_seconds,
+            **{k: (v if isinstance(v, str) or k == "orbit" else float(v)) for k, v in value.items()},
+        }
+        assert pairs(r) == pytest.approx(expected)
+        assert type(pairs(r)["orbit"]) is int and type(pairs(r).get("n", 0.0)) is float
+        want_tag = tag0 + round(float(hap.whole.begin) * cycle_seconds * NTP_UNITS)
+        assert abs((r.timetag or 0) - want_tag) <= 1
