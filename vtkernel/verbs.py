@@ -72,7 +72,6 @@ VERBS: dict[str, Verb] = {
         Verb("stop", "stop", "stop the transport", kind="engine", edits=True),
         Verb("undo", "undo", "undo the last patch edit", kind="engine", edits=True),
         Verb("redo", "redo", "redo", kind="engine", edits=True),
-        Verb("restart", "restart", "restart the timing process, keeping the transport's beat"),
         Verb("state", "state", "print the document as JSON", thread="inline"),
         Verb("open", "open PATH", "bind the kernel to a session file (autosaved)", 1, 1, edits=True, args=("path",)),
         Verb("save", "save [PATH]", "save the session now (or save as PATH)", 0, 1, args=("path",)),

@@ -352,6 +352,7 @@ class KernelServices:
         self.fns: dict[str, Callable[..., Any]] = {
             "script": lambda: self.script_for(self.engine.snapshot),
             "stats": self.stats,  # a dict: vt.stats() returns it, `%vt stats` formats it
+            "doctor": lambda: __import__("vtkernel.doctor").doctor.for_kernel(self.engine, self.sessions, kernel.runtime),
             "watch": self.watch,
             "unwatch": self.unwatch,
             "recorded": lambda name: kernel.runtime.recorded(name),
