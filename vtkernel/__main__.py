@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         from shells.terminal import main as shell_main
 
         return shell_main(argv[1:])
+    from vtkernel.kernel import prespawn
+
+    prespawn.start()  # the scheduler process warms up while ipykernel imports: the first play is on time
     from ipykernel.kernelapp import IPKernelApp
 
     from vtkernel.kernel.kernel import VTKernel

@@ -91,6 +91,8 @@ class Runtime:
     `priority`: ask the OS for real-time priority for the child (see `guard.request_priority`).
     `budget`: seconds one call of user code may take in the child; `memory_mb`: how much
     the child's address space may grow (0: no cap).
+    `adopt`: a scheduler process already started with the default options (`proc`, `sock`,
+    `page_fd`, `stderr`; see `vtkernel.kernel.prespawn`), used as the first child.
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class Runtime:
         budget: float = DEFAULT_BUDGET,
         memory_mb: int = DEFAULT_MEMORY_MB,
         stuck_seconds: float = STUCK_SECONDS,
+        adopt: Any = None,
     ) -> None:
         if not 0.0 < lookahead <= 2.0:
             raise ValueError(f"lookahead must be in (0, 2] seconds, got {lookahead}")
@@ -118,6 +121,11 @@ class Runtime:
         self.memory_mb = memory_mb
         self.stuck_seconds = stuck_seconds
         self._wall = WallClock.now()  # one mapping for every child: timetags stay continuous across restarts
+        defaults = priority and budget == DEFAULT_BUDGET and memory_mb == DEFAULT_MEMORY_MB
+        if adopt is not None and (in_process or not defaults):
+            adopt.discard()  # started with other options than these
+            adopt = None
+        self._adopt = adopt
         self._inbox: deque[tuple[Any, ...]] = deque()
         self._waker = Waker()
         self._sock: socket.socket | None = None
@@ -355,6 +363,14 @@ class Runtime:
                     target=self._run_in_thread, args=(scheduler, child), name="vt-scheduler", daemon=True
                 )
                 self._thread.start()
+            elif self._adopt is not None:
+                adopt, self._adopt = self._adopt, None
+                self._proc, self._stderr = adopt.proc, adopt.stderr
+                self._page = StatusPage(adopt.page_fd)
+                os.close(adopt.page_fd)
+                parent.close()
+                child.close()
+                parent = adopt.sock
             else:
                 page, page_fd = StatusPage.create()
                 self._page = page
@@ -398,6 +414,8 @@ class Runtime:
             self._kill_child()
             raise
         self.pid = ready[1]
+        if len(ready) > 2:  # the child's wall-clock offset (an adopted child made its own): later ones share it
+            self._wall = WallClock(float(ready[2]))
         self._sock = parent
         self._sent = None
         self._launched_at = time.monotonic()

@@ -72,7 +72,11 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
         self.engine = Engine(registry).start()
         # The clock and outputs run in a child process (started in `start`): a C call
         # that holds this process's GIL for a second must not make events late.
-        self.runtime = Runtime(self.engine, lookahead=self.lookahead, on_report=self._runtime_report)
+        from vtkernel.kernel import prespawn  # the scheduler process `python -m vtkernel` started first thing
+
+        self.runtime = Runtime(
+            self.engine, lookahead=self.lookahead, on_report=self._runtime_report, adopt=prespawn.take()
+        )
         self.runtime.start(wait=False)  # spawns the scheduler process on its own thread: warm by the first play
         self.hub: Hub | None = None
         self.hub_subshell_id: str | None = None

@@ -250,7 +250,7 @@ class Scheduler:
     # ----- the loop ---------------------------------------------------------------
 
     def run(self) -> None:
-        self._send(("ready", os.getpid()))
+        self._send(("ready", os.getpid(), self.wall.offset))
         renderer = self.renderer
         out = self.out
         page = self.page
