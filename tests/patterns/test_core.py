@@ -374,3 +374,18 @@ def test_hap_repr_and_equality_are_by_value():
     a = Hap(TimeSpan(F(0), F(1)), TimeSpan(F(0), F(1)), {"s": "bd"})
     b = Hap(TimeSpan(F(0), F(1)), TimeSpan(F(0), F(1)), {"s": "bd"})
     assert a == b and "bd" in repr(a)
+
+
+def test_operators_take_structure_from_either_side_as_strudels_do():
+    left = n("0 1").add(n("10 20 30"))
+    out = n("0 1").add.out(n("10 20 30"))
+    mix = n("0 1").add.mix(n("10 20 30"))
+    assert [h.whole.end for h in left.query(0, 1)] == [F(1, 2), F(1, 2), F(1), F(1)]
+    assert [h.value["n"] for h in out.onsets(0, 1)] == [10, 20, 31]
+    assert [str(h.whole.begin) for h in mix.onsets(0, 1)] == ["0", "1/3", "1/2", "2/3"]
+    assert [h.value["n"] for h in n("0 1").add.squeeze(n("10 20")).onsets(0, 1)] == [10, 20, 11, 21]
+    assert from_json(to_json(out)).tree == {"op": "add.out", "args": [{"call": "n", "args": ["0 1"]}, {"call": "n", "args": ["10 20 30"]}]}
+
+
+def test_time_is_the_cycle_position_as_a_fraction():
+    assert [h.value for h in signals.time.segment(4).query(0, 1)] == [F(1, 8), F(3, 8), F(5, 8), F(7, 8)]

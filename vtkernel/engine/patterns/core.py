@@ -947,6 +947,8 @@ class Pattern:
             if bs == es or _feq(b, e):
                 query_cycle(b, e, out)
                 return out
+            if es < bs:
+                return out  # a reversed span over cycles: Strudel's spanCycles is empty
             if es - bs > MAX_SPAN_CYCLES:
                 raise PatternError(f"a query over more than {MAX_SPAN_CYCLES} cycles")
             query_cycle(b, _ifrac(bs + 1), out)
@@ -1611,6 +1613,66 @@ class Pattern:
 
     def __rtruediv__(self, other: Any) -> Pattern:
         return reify(other).div(self)
+
+
+class _BoundComposer:
+    """`pat.add` in Strudel: callable (structure from the left, `in`) with the other structures as methods."""
+
+    __slots__ = ("_fn", "_pat", "_what")
+
+    def __init__(self, pat: Pattern, what: str, fn: Callable[..., Pattern]) -> None:
+        self._pat = pat
+        self._what = what
+        self._fn = fn
+
+    def __call__(self, *args: Any) -> Pattern:
+        return self._fn(self._pat, *args)
+
+    def in_(self, *args: Any) -> Pattern:
+        return self._fn(self._pat, *args)
+
+    def out(self, *args: Any) -> Pattern:
+        """Structure from the argument (Tidal's `|+`)."""
+        return self._pat.op(self._what, "out", *args)
+
+    def mix(self, *args: Any) -> Pattern:
+        """Structure from both sides (Tidal's `|+|`)."""
+        return self._pat.op(self._what, "mix", *args)
+
+    def squeeze(self, *args: Any) -> Pattern:
+        return self._pat.op(self._what, "squeeze", *args)
+
+    squeezein = squeeze
+
+    def squeezeout(self, *args: Any) -> Pattern:
+        return self._pat.op(self._what, "squeezeout", *args)
+
+    def reset(self, *args: Any) -> Pattern:
+        return self._pat.op(self._what, "reset", *args)
+
+    def restart(self, *args: Any) -> Pattern:
+        return self._pat.op(self._what, "restart", *args)
+
+
+class Composer:
+    """The descriptor behind `pat.add`, `pat.set`, ...: `pat.add(x)`, `pat.add.out(x)`, `pat.add.squeeze(x)`."""
+
+    def __init__(self, what: str, fn: Callable[..., Pattern]) -> None:
+        self.what = what
+        self.fn = fn
+        self.__doc__ = fn.__doc__
+
+    def __get__(self, obj: Pattern | None, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return _BoundComposer(obj, self.what, self.fn)
+
+
+COMPOSER_NAMES = ("set", "keep", "keepif", "add", "sub", "mul", "div", "mod", "pow", "lt", "gt", "lte", "gte", "eq", "ne")
+COMPOSER_HOWS = ("out", "mix", "squeeze", "squeezein", "squeezeout", "reset", "restart")
+
+for _what in COMPOSER_NAMES:
+    setattr(Pattern, _what, Composer(_what, Pattern.__dict__[_what]))
 
 
 def _gain_control(v: Any) -> dict[str, Any]:

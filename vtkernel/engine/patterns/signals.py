@@ -95,7 +95,7 @@ square = signal(lambda t: math.floor(_fmod(t * 2, 2)))
 square2 = square.toBipolar()
 tri = fastcat(isaw, saw)
 tri2 = fastcat(isaw2, saw2)
-time = signal(lambda t: t)
+time = Pattern(lambda span: [Hap(None, span, span.midpoint())])  # the time itself, a Fraction as in Strudel
 
 rand = signal(time_to_rand)
 rand2 = rand.toBipolar()

@@ -69,7 +69,7 @@ METHODS: frozenset[str] = frozenset(
     set keep keepif add sub mul div mod pow lt gt lte gte eq ne struct structAll mask maskAll reset restart
     scale
     """.split()
-) | frozenset(controls.CONTROLS)
+) | frozenset(controls.CONTROLS) | frozenset(f"{w}.{h}" for w in core.COMPOSER_NAMES for h in core.COMPOSER_HOWS)
 
 _SIGNALS = (
     "sine sine2 cosine cosine2 saw saw2 isaw isaw2 square square2 tri tri2 time rand rand2 brand perlin".split()
@@ -227,6 +227,12 @@ def _method_tree(name: str) -> Callable[..., tuple[Any, str | None]]:
     return tree_of
 
 
+def _op_tree(this: Pattern, what: str, how: str, *args: Any) -> tuple[Any, str | None]:
+    """`pat.add.out(x)` is recorded as {"op": "add.out", ...}; `pat.add(x)` as {"op": "add", ...}."""
+    name = what if how.lower() in ("in", "in_") else f"{what}.{how.lower()}"
+    return _method_tree(name)(this, *args)
+
+
 def _call_tree(name: str) -> Callable[..., tuple[Any, str | None]]:
     def tree_of(*args: Any) -> tuple[Any, str | None]:
         encoded = []
@@ -253,8 +259,15 @@ def install() -> None:
         return
     _installed = True
     for name in sorted(METHODS):
+        if "." in name:
+            continue
+        attr = Pattern.__dict__.get(name)
+        if isinstance(attr, core.Composer):
+            attr.fn = _record(_method_tree(name), attr.fn)
+            continue
         method = getattr(Pattern, name)
         setattr(Pattern, name, _record(_method_tree(name), method))
+    Pattern.op = _record(_op_tree, Pattern.op)  # type: ignore[method-assign]
     for name, function in FUNCTIONS.items():
         RECORDED[name] = _record(_call_tree(name), function)
     recorded_reify = RECORDED["reify"]
@@ -348,7 +361,11 @@ def _build(node: Any, env: dict[str, Pattern]) -> Any:
         if not args:
             raise TreeError(f"pattern: method {name!r} needs the pattern it is called on")
         this = _as_pattern(_build(args[0], env))
-        return getattr(this, name)(*[_build(a, env) for a in args[1:]])
+        rest = [_build(a, env) for a in args[1:]]
+        if "." in name:
+            what, how = name.split(".")
+            return this.op(what, how, *rest)
+        return getattr(this, name)(*rest)
     if "call" in node:
         name = node["call"]
         if not isinstance(name, str):
