@@ -7,9 +7,11 @@ What is checked, at the server:
 - no bundle is late (scsynth prints `late 0.0xx` for one that arrives after its
   timetag), idle and while a cell burns the CPU;
 - the sound, recorded on the server to a WAV (DiskOut), is not silent, and its
-  onsets lie on the beat grid. The dummy driver's sample clock drifts from wall
-  time, so the recording is anchored by two reference pings this test sends itself
-  (right channel) around the pattern (left channel, `pan 0`).
+  onsets lie on the beat grid: each coincides to the sample with a reference kick
+  this test sends itself on the right channel (the pattern plays `pan 0`, left).
+
+The sources are `pattern` modules, so the events are mappings of named fields
+(`note`, `s`, `pan`, `decay`) that reach scsynth as SynthDef controls.
 """
 
 from __future__ import annotations
@@ -30,20 +32,6 @@ from vtkernel.testing.scsynth import ScsynthServer
 BPM = 240.0  # 0.25 s per beat
 GROUP = 1
 RECORD_NODE = 999
-
-# A cell-defined process module: numbers become mappings of named fields (what
-# the `pattern` module's control patterns send), so fields travel as controls.
-DRUM = '''
-from vtkernel.engine.schema import ModuleType
-class Drum(ModuleType):
-    type_name = "drum"
-    inputs = ("in",)
-    outputs = ("out",)
-    def process(self, p, beat, value):
-        return {"s": "kick", "pan": 0.0, "gain": 1.0, "decay": 0.08}
-vt.register(Drum)
-'''
-
 
 @pytest.fixture(scope="module")
 def k(jupyter_path: str) -> Iterator[Kernel]:
@@ -66,7 +54,7 @@ def timetag(wall: float) -> int:
 def test_vt_scsynth_declares_the_output_and_connects_patterns(k: Kernel, server: ScsynthServer) -> None:
     out = k.ok(
         "vt.bpm(240)\n"
-        "vt.module('melody', 'seq', steps=[60, 64, None, 67], division=4)\n"
+        "vt.module('melody', 'pattern', pattern=vt.patterns.note('[c4 e4 ~ g4]*4').s('saw'))\n"
         f"print(vt.scsynth(port={server.port}))\n"
         f"vt.scsynth(port={server.port})  # idempotent\n"
         "print(sorted(c for c in vt.snapshot().doc.connections))"
@@ -128,15 +116,12 @@ def test_recorded_audio_is_not_silent_and_onsets_lie_on_the_beat_grid(
     while server.status()[2] > 0:  # the last test's notes have ended: the take starts silent
         assert time.monotonic() < deadline, "synths still running"
     server.start_recording(wav, node=RECORD_NODE)
-    k.ok(DRUM)
     k.ok(
-        "vt.module('kick', 'seq', steps=[36], division=1)\n"  # one per beat
-        "vt.module('drum', 'drum')\n"
-        "vt.connect('kick.out', 'drum.in')\n"
-        "vt.connect('drum.out', 'scsynth.in')\n"
+        "vt.remove('melody')\n"
+        "vt.module('kick', 'pattern', pattern=vt.patterns.s('kick*4').pan(0).decay(0.08))\n"  # one per beat, left
+        "vt.scsynth(port=vt.get('scsynth.port'))\n"  # connects the new pattern: its output went nowhere
         "vt.module('hits', 'recorder', size=1000)\n"
-        "vt.connect('drum.out', 'hits.in')\n"
-        "vt.remove('melody')"
+        "vt.connect('kick.out', 'hits.in')"
     )
     since = time.monotonic()
     k.ok("vt.play()")

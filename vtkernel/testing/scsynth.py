@@ -7,8 +7,12 @@
         server.late_lines()                  # scsynth's `late 0.0xx` lines
         server.start_recording(path); ...; server.stop_recording()
 
-Debian's `scsynth` supports only JACK, so this starts `jackd --no-realtime
--d dummy` under a server name no running jackd has (from a small pool) first (its sample clock comes from
+Debian's `scsynth` supports only JACK, so this starts `jackd -d dummy` under a
+server name no running jackd has (from a small pool) first. Where the user
+may, JACK runs at real-time priority (`-R`; scsynth's audio thread follows):
+on a busy machine the dummy driver's late wake-ups otherwise make scsynth's
+clock jump, so several scheduled sounds fire in one block; elsewhere it runs
+`--no-realtime` (its sample clock comes from
 sleeps, so it drifts from wall time by a few ms a minute: anchor recordings
 with reference sounds of your own), then `scsynth -u PORT` with
 `JACK_DEFAULT_SERVER` pointing at it. Readiness is awaited, never guessed:
@@ -39,9 +43,11 @@ from typing import Any
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-# DiskOut's buffer (a power of two). DiskOut writes it to the file half a buffer at a time,
-# so the last half-buffer (0.17 s at 48 kHz) reaches the file only if recording goes on that long.
-RECORD_FRAMES = 16384
+# DiskOut's buffer (a power of two). DiskOut writes it to the file half a buffer at a time from
+# scsynth's non-real-time thread: a small buffer overruns (drops audio) when the machine is busy,
+# and the last half-buffer (0.68 s at 48 kHz) reaches the file only if recording goes on that long.
+RECORD_FRAMES = 65536
+JACK_RT_PRIORITY = 70  # jackd -P; scsynth's audio thread then runs a little below it
 JACK_NAMES = tuple(f"vtkernel{i}" for i in range(6))  # JACK server names this helper uses (see `_start_jackd`)
 INSTALL_HINT = "install them with: apt-get install jackd2 supercollider-server (or bash scripts/apt-deps.sh)"
 
@@ -56,6 +62,16 @@ def unavailable() -> str | None:
     if missing:
         return f"{' and '.join(missing)} not found; {INSTALL_HINT}"
     return None
+
+
+def may_use_realtime() -> bool:
+    """Whether this user may ask for real-time scheduling (root, or a non-zero RLIMIT_RTPRIO)."""
+    try:
+        import resource
+
+        return os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] > 0
+    except (ImportError, AttributeError, OSError):
+        return False
 
 
 def free_udp_port() -> int:
@@ -74,8 +90,19 @@ def osc_message(address: str, *args: Any) -> bytes:
 class ScsynthServer:
     """jackd + scsynth, started and stopped together. See the module docstring."""
 
-    def __init__(self, port: int | None = None, *, sample_rate: int = 48000, block: int = 256, outputs: int = 2) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        sample_rate: int = 48000,
+        block: int = 256,
+        outputs: int = 2,
+        realtime: bool | None = None,
+    ) -> None:
+        """`realtime`: run JACK (and so scsynth's audio thread) at real-time priority; default: where permitted."""
         self.port = port or free_udp_port()
+        self.realtime = may_use_realtime() if realtime is None else realtime
+        self.jack_realtime = False  # what JACK actually got
         self.sample_rate = sample_rate
         self.block = block
         self.outputs = outputs
@@ -122,14 +149,18 @@ class ScsynthServer:
         name is started again; a fixed pool of names keeps crashed runs from filling it.
         """
         problems = []
+        modes = [["-R", "-P", str(JACK_RT_PRIORITY)], ["--no-realtime"]] if self.realtime else [["--no-realtime"]]
         for name in JACK_NAMES:
             env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
             check = subprocess.run(["jack_wait", "-c", "-s", name], capture_output=True, text=True, env=env, check=False)
             if "not running" not in check.stdout:
                 continue
+            if not modes:
+                break
+            mode = modes[0]
             self.jack_name, self.jack_log = name, []
             self._jackd = subprocess.Popen(
-                ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(self.sample_rate), "-p", str(self.block)],
+                ["jackd", "-n", name, *mode, "-d", "dummy", "-r", str(self.sample_rate), "-p", str(self.block)],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env,
             )  # fmt: skip
             log = self.jack_log
@@ -139,11 +170,14 @@ class ScsynthServer:
                 capture_output=True, text=True, env=env, check=False,
             )  # fmt: skip
             if wait.returncode == 0 and "server is available" in wait.stdout and self._jackd.poll() is None:
+                self.jack_realtime = mode[0] == "-R"
                 return env
             if self._jackd.poll() is None:
                 self._jackd.kill()
             self._jackd.wait(5)
-            problems.append(f"{name}: {' | '.join(log[-2:]) or wait.stdout.strip()}")
+            problems.append(f"{name} {' '.join(mode)}: {' | '.join(log[-2:]) or wait.stdout.strip()}")
+            if mode[0] == "-R":
+                modes.pop(0)  # real time refused here: the next name runs without it
         raise ScsynthUnavailable(f"jackd did not start ({'; '.join(problems) or 'every name is in use'})")
 
     def _await_status(self, deadline: float) -> None:
