@@ -36,7 +36,7 @@ from typing import Any, TextIO
 
 from shells.mirror import Change, Mirror
 from vtkernel.protocol import COMM_TARGET, PROTOCOL_VERSION
-from vtkernel.verbs import VERBS
+from vtkernel.verbs import SHELL_EXIT_WORDS, VERBS
 
 HISTORY_ENV = "VTKERNEL_SHELL_HISTORY"
 FIRST_SNAPSHOT_TIMEOUT = 20.0
@@ -109,8 +109,8 @@ class TerminalShell:
 
     def __init__(self, client: Any, out: TextIO | None = None, err: TextIO | None = None) -> None:
         self.kc = client
-        self.out = out or sys.stdout
-        self.err = err or sys.stderr
+        self._out = out  # None: whatever sys.stdout is when printing (patch_stdout's proxy at the prompt)
+        self._err = err
         self.comm_id = uuid.uuid4().hex
         self.mirror = Mirror()
         self._ids = (f"t{n}" for n in range(1, 1 << 62))
@@ -123,6 +123,14 @@ class TerminalShell:
         self.errors = 0
         self._reader = threading.Thread(target=self._read_loop, name="vt-shell-iopub", daemon=True)
         self._wake_prompt: Any = None  # set while a prompt is shown: call to end it
+
+    @property
+    def out(self) -> TextIO:
+        return self._out or sys.stdout
+
+    @property
+    def err(self) -> TextIO:
+        return self._err or sys.stderr
 
     # ----- connection ------------------------------------------------------------
 
@@ -267,6 +275,10 @@ class TerminalShell:
             err = data.get("error") or {}
             self._print(f"error [{err.get('code')}] {err.get('message')}")
             self._answered(data.get("id"), None, failed=True)
+        elif kind == "report":  # a watched file's error, an autosave failure, a muted module: said to every shell
+            text = str(data.get("text") or "")
+            prefix = f"{data.get('source', 'kernel')}: " if data.get("error") else ""
+            self._print(prefix + text)
 
     def _answered(self, msg_id: Any, version: int | None, failed: bool = False) -> None:
         with self._lock:
@@ -366,7 +378,15 @@ def arg_options(mirror: Mirror, verb: str, index: int, words: list[str], current
     return []
 
 
-def interactive(shell: TerminalShell) -> int:
+def banner(shell: TerminalShell, attached: str) -> str:
+    n = len(shell.mirror.modules())
+    return (
+        f"vtkernel shell attached to {attached}: v{shell.mirror.version}, {n} module{'' if n == 1 else 's'}. "
+        "Tab completes, `help` lists commands, `quit` or Ctrl-D leaves."
+    )
+
+
+def interactive(shell: TerminalShell, attached: str = "the kernel") -> int:
     from prompt_toolkit import PromptSession
     from prompt_toolkit.history import FileHistory
     from prompt_toolkit.patch_stdout import patch_stdout
@@ -385,19 +405,18 @@ def interactive(shell: TerminalShell) -> int:
             app.loop.call_soon_threadsafe(lambda: app.exit(exception=EOFError()) if app.is_running else None)
 
     shell._wake_prompt = wake
-    print(
-        f"vtkernel shell: v{shell.mirror.version}, {len(shell.mirror.modules())} modules. "
-        "Tab completes, `help` lists commands, Ctrl-D quits.",
-        file=shell.out,
-        flush=True,
-    )
+    # Inside patch_stdout every print (the reader thread's change lines too: `shell.out` is
+    # read at print time) goes above the prompt, which is then drawn again.
     with patch_stdout(raw=True):
+        print(banner(shell, attached), flush=True)
         while not shell.gone.is_set():
             try:
                 line = session.prompt("vt> ")
             except KeyboardInterrupt:
                 continue
             except EOFError:
+                break
+            if line.strip().lower() in SHELL_EXIT_WORDS:
                 break
             try:
                 shell.run_line(line)
@@ -410,6 +429,8 @@ def batch(shell: TerminalShell, lines: TextIO) -> int:
     for line in lines:
         if shell.gone.is_set():
             return 1
+        if line.strip().lower() in SHELL_EXIT_WORDS:
+            break
         shell.run_line(line.rstrip("\n"))
     return 1 if (shell.errors or shell.gone.is_set()) else 0
 
@@ -417,6 +438,52 @@ def batch(shell: TerminalShell, lines: TextIO) -> int:
 # --------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------
+
+
+def most_recent_vtkernel(runtime_dir: str | None = None) -> str:
+    """The connection file of the most recently started vtkernel kernel in the Jupyter runtime directory.
+
+    A connection file names its kernel (`kernel_name`, written by jupyter_client and
+    jupyter_server), so another notebook's ipykernel is never picked; a file that names
+    none (an older launcher) is taken only if no file names vtkernel. A connection file
+    is written when its kernel starts, so the newest one is the most recently started.
+    """
+    import glob
+    import json
+
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    folder = runtime_dir or jupyter_runtime_dir()
+    named: list[tuple[float, str]] = []
+    unnamed: list[tuple[float, str]] = []
+    for path in glob.glob(os.path.join(folder, "kernel-*.json")):
+        try:
+            with open(path, encoding="utf-8") as f:
+                info = json.load(f)
+            when = os.stat(path).st_mtime
+        except (OSError, ValueError):
+            continue
+        name = info.get("kernel_name") if isinstance(info, dict) else None
+        if name == "vtkernel":
+            named.append((when, path))
+        elif not name:
+            unnamed.append((when, path))
+    found = max(named or unnamed, default=None)
+    if found is None:
+        raise OSError(f"no vtkernel kernel in {folder}")
+    return found[1]
+
+
+def describe_connection(path: str) -> str:
+    """`kernel-1234.json (vtkernel)`: which kernel a shell attached to, as its banner says."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            name = json.load(f).get("kernel_name") or "kernel"
+    except (OSError, ValueError, AttributeError):
+        name = "kernel"
+    return f"{os.path.basename(path)} ({name})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -430,14 +497,14 @@ def main(argv: list[str] | None = None) -> int:
         const="",
         default="",
         metavar="CONNECTION_FILE",
-        help="connection file (a path, a kernel id, or a glob); default: the most recent kernel",
+        help="connection file (a path, a kernel id, or a glob); default: the most recently started vtkernel kernel",
     )
     args = parser.parse_args(argv)
 
     from jupyter_client import BlockingKernelClient, find_connection_file
 
     try:
-        path = find_connection_file(args.existing or "kernel-*.json")
+        path = find_connection_file(args.existing) if args.existing else most_recent_vtkernel()
     except OSError as exc:
         print(
             f"error: no kernel connection file found ({exc}); start a vtkernel kernel or pass --existing FILE",
@@ -455,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc} ({path})", file=sys.stderr)
             return 1
         if sys.stdin.isatty() and sys.stdout.isatty():
-            return interactive(shell)
+            return interactive(shell, describe_connection(path))
         return batch(shell, sys.stdin)
     except KernelGone as exc:
         print(f"error [kernel] {exc}", file=sys.stderr)

@@ -180,6 +180,10 @@ def test_without_a_file_it_attaches_to_the_most_recent_kernel(k: Kernel, history
     )
     os.utime(stale, (time.time() - 3600, time.time() - 3600))
     shutil.copy(k.connection_file, runtime / "kernel-new.json")
+    os.utime(runtime / "kernel-new.json", (time.time() - 60, time.time() - 60))
+    # Another notebook's ipykernel started after ours: its file is newer, and must not be picked.
+    other = runtime / "kernel-other.json"
+    other.write_text(stale.read_text().replace('"hmac-sha256"}', '"hmac-sha256", "kernel_name": "python3"}'))
     run = subprocess.run(
         shell_cmd("--existing"),
         input="get lfo1.shape\n",
@@ -261,7 +265,7 @@ def test_interactive_shell_with_completion_changes_and_history_across_runs(
     env = shell_env(history)
     first = Pty(shell_cmd("--existing", k.connection_file), env, tmp_path)
     try:
-        first.expect(r"vtkernel shell: v\d+, \d+ modules")
+        first.expect(r"vtkernel shell attached to \S+\.json \(vtkernel\): v\d+, 2 modules")
         first.expect(r"vt>")
         first.type("set lfo1.rate 2.5\r")
         first.expect(r"ok v\d+")
@@ -274,7 +278,8 @@ def test_interactive_shell_with_completion_changes_and_history_across_runs(
         first.expect(r"vt>")
         k.ok('vt.module("lfo2", "lfo", depth=0.125)')
         first.expect(r"v\d+ lfo2\.depth = 0\.125 \(cell\)")
-        first.type("\x04")  # Ctrl-D
+        first.expect(r"vt>")  # the prompt is drawn again below the change line
+        first.type("quit\r")
         assert first.close() == 0
     finally:
         first.proc.kill()
@@ -284,6 +289,8 @@ def test_interactive_shell_with_completion_changes_and_history_across_runs(
     try:
         second.expect(r"vt>")
         second.type("\x1b[A")  # Up: the last line of the previous run
+        second.expect(r"quit")
+        second.type("\x1b[A")  # and the one before it
         second.expect(r"get lfo1\.rate")
         second.type("\r")
         second.expect(r"2\.5")
@@ -292,3 +299,27 @@ def test_interactive_shell_with_completion_changes_and_history_across_runs(
         assert second.close() == 0
     finally:
         second.proc.kill()
+
+
+def test_batch_mode_stops_at_quit_or_exit(k: Kernel, history: Path, tmp_path: Path) -> None:
+    run = subprocess.run(
+        shell_cmd("--existing", k.connection_file),
+        input="get lfo1.shape\nexit\nget lfo2.shape\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=shell_env(history),
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0 and run.stdout.splitlines() == ['"saw"'], run
+
+
+def test_the_banner_names_the_kernel_and_counts_modules_in_words(tmp_path: Path) -> None:
+    from shells.terminal import TerminalShell, banner, describe_connection
+
+    conn = tmp_path / "kernel-abc.json"
+    conn.write_text('{"kernel_name": "vtkernel"}')
+    shell = TerminalShell(client=None)
+    for modules, words in (({"a": {}}, "1 module."), ({}, "0 modules."), ({"a": {}, "b": {}}, "2 modules.")):
+        shell.mirror.load({"version": 3, "state": {"modules": modules}})
+        assert banner(shell, describe_connection(str(conn))).startswith(f"vtkernel shell attached to kernel-abc.json (vtkernel): v3, {words}")
