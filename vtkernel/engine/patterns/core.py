@@ -75,7 +75,10 @@ def _ifrac(i: int) -> Fraction:
     """Fraction(i) for an int, cached for the small ones (cycle numbers)."""
     if -64 <= i <= 64:
         return _INT_FRACS[i + 64]
-    return Fraction(i)
+    f = object.__new__(Fraction)
+    f._numerator = i  # type: ignore[attr-defined]
+    f._denominator = 1  # type: ignore[attr-defined]
+    return f
 
 
 # Exact arithmetic on the hot path. The scheduler queries every tick, and

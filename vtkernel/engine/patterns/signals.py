@@ -73,8 +73,12 @@ def signal(func: Any) -> Pattern:
 
     def query(span: TimeSpan) -> list[Hap]:
         b = span.begin
-        mid = b + (span.end - b) / 2
-        return [Hap(None, span, func(mid.numerator / mid.denominator))]
+        e = span.end
+        bd = b._denominator  # type: ignore[attr-defined]
+        ed = e._denominator  # type: ignore[attr-defined]
+        # the exact midpoint, rounded once to a double (int / int is correctly rounded, as JS's n / d)
+        mid = (b._numerator * ed + e._numerator * bd) / (2 * bd * ed)  # type: ignore[attr-defined]
+        return [Hap(None, span, func(mid))]
 
     return Pattern(query)
 
