@@ -129,6 +129,8 @@ def compare(ref: Strudel, kind: str, label: str, build: Callable[[], core.Patter
     STATS[f"{kind}_compared"] += 1
     if isinstance(js, Exception) or any(isinstance(r, Exception) for r in js):
         STATS[f"{kind}_strudel_errors"] += 1
+    elif any(js):
+        STATS[f"{kind}_with_haps"] += 1
     if not agree(js, py):
         STATS[f"{kind}_differed"] += 1
         DIFFS.append(label)
@@ -384,7 +386,7 @@ def chains(draw: st.DrawFn) -> tuple[str, Callable[[], core.Pattern]]:
     steps: list[tuple[str, list[Arg]]] = []
     names = sorted(METHODS) + sorted(CONTROL_METHODS)
     for name in draw(st.lists(st.sampled_from(names), min_size=1, max_size=3)):
-        args = [draw(a) for a in METHODS.get(name) or CONTROL_METHODS[name]]
+        args = [draw(a) for a in (METHODS[name] if name in METHODS else CONTROL_METHODS[name])]
         steps.append((name, args))
         js += f".{name}({', '.join(a[0] for a in args)})"
 
