@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 
-import pytest
-
-from tests.conftest import Kernel, start_kernel, stop_kernel
+from tests.conftest import Kernel
 from tests.timing.conftest import free_udp_port
 from vtkernel.doctor import Check, probe_scsynth, probe_udp, report
 from vtkernel.engine.timing import OscReceiver
 from vtkernel.testing.scsynth import ScsynthServer
-
-
-@pytest.fixture(scope="module")
-def k(jupyter_path: str) -> Iterator[Kernel]:
-    kernel = start_kernel()
-    try:
-        yield kernel
-    finally:
-        stop_kernel(kernel)
 
 
 def test_probes_tell_a_live_scsynth_from_a_dead_port(server: ScsynthServer) -> None:
@@ -57,18 +45,15 @@ def test_vt_doctor_in_a_kernel_checks_the_declared_outputs(k: Kernel, server: Sc
     for name in ("kernelspec", "versions", "MIDI", "priority: the scheduler has", "session directory"):
         assert any(name in ln for ln in lines), (name, out)
     assert lines[-1].endswith("failures")
+    k.ok("vt.remove('viz')\nvt.remove('scsynth')")
 
 
 def test_python_m_vtkernel_doctor_exits_1_when_a_receiver_is_down(server: ScsynthServer) -> None:
-    ok = subprocess.run(
-        [sys.executable, "-m", "vtkernel", "doctor", "--scsynth", f"127.0.0.1:{server.port}"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert f"ok    cli_scsynth0 (scsynth 127.0.0.1:{server.port}): answers" in ok.stdout
     dead = free_udp_port()
-    bad = subprocess.run(
-        [sys.executable, "-m", "vtkernel", "doctor", "--scsynth", f"127.0.0.1:{dead}"],
+    run = subprocess.run(
+        [sys.executable, "-m", "vtkernel", "doctor", "--scsynth", f"127.0.0.1:{server.port}", "--scsynth", f"127.0.0.1:{dead}"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert bad.returncode == 1 and f"FAIL  cli_scsynth0 (scsynth 127.0.0.1:{dead}): nothing listens" in bad.stdout
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"ok    cli_scsynth0 (scsynth 127.0.0.1:{server.port}): answers" in run.stdout
+    assert f"FAIL  cli_scsynth1 (scsynth 127.0.0.1:{dead}): nothing listens" in run.stdout

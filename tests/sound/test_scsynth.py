@@ -20,27 +20,17 @@ import itertools
 import json
 import time
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Kernel, start_kernel, stop_kernel
+from tests.conftest import Kernel
 from vtkernel.engine.timing.clock import NTP_DELTA, NTP_UNITS
 from vtkernel.testing.scsynth import ScsynthServer
 
 BPM = 240.0  # 0.25 s per beat
 GROUP = 1
 RECORD_NODE = 999
-
-@pytest.fixture(scope="module")
-def k(jupyter_path: str) -> Iterator[Kernel]:
-    kernel = start_kernel()
-    try:
-        yield kernel
-    finally:
-        stop_kernel(kernel)
-
 
 def nodes(server: ScsynthServer) -> list[tuple[float, int]]:
     """`/n_go`s of synths the sink started (not the group, not the recorder)."""
