@@ -1696,7 +1696,7 @@ def _js_truthy(x: Any) -> bool:
     return bool(x) if not isinstance(x, dict | list) else True
 
 
-MAX_COUNT = 10_000
+MAX_COUNT = 1024
 """Largest count a transformation expands eagerly (`iter`, `every`, `echo`, `chop`, ...): hostile input stays cheap."""
 
 MAX_SPAN_CYCLES = 100_000
@@ -2188,8 +2188,8 @@ def bjork(ons: int, steps: int) -> list[int]:
     inverted = ons < 0
     ons = abs(ons)
     offs = steps - ons
-    if offs < 0 or ons > 100_000 or steps > 100_000:
-        raise PatternError(f"a Euclidean rhythm needs 0 <= pulses <= steps, got ({ons},{steps})")
+    if offs < 0 or steps > MAX_COUNT:
+        raise PatternError(f"a Euclidean rhythm needs 0 <= pulses <= steps <= {MAX_COUNT}, got ({ons},{steps})")
     counts = (ons, offs)
     xs: list[list[int]] = [[1] for _ in range(ons)]
     ys: list[list[int]] = [[0] for _ in range(offs)]
