@@ -1398,6 +1398,12 @@ class Pattern:
     def steps(self, target: Any) -> Pattern:
         return self._patternify(Pattern._steps, [target])
 
+    def scale(self, name: Any) -> Pattern:
+        """Scale degrees (numbers, or the `n` of mappings) to note names in `name`, e.g. `"C:minor"` (tonal.py)."""
+        from vtkernel.engine.patterns.tonal import _scale
+
+        return self._patternify(_scale, [name], True)
+
     def apply(self, func: Callable[[Pattern], Pattern]) -> Pattern:
         return func(self)
 

@@ -396,19 +396,10 @@ def _flatten(xs: list[Any]) -> list[Any]:
     return out
 
 
-def _scale_method(self: Pattern, name: Any) -> Pattern:
-    """Map scale degrees (numbers, or `n` of a mapping) to note names in `name`, e.g. `"C:minor"`."""
-    return self._patternify(_scale, [name], True)
-
-
-Pattern.scale = _scale_method  # type: ignore[attr-defined]
-Pattern._scale = _scale  # type: ignore[attr-defined]
-
-
 def scale(name: Any, pat: Any = None) -> Any:
     """`scale("C:minor", pat)`, or with the pattern left out, a function of one (Strudel's curried form)."""
     from vtkernel.engine.patterns.core import reify
 
     if pat is None:
-        return lambda p: _scale_method(reify(p), name)
-    return _scale_method(reify(pat), name)
+        return lambda p: reify(p).scale(name)
+    return reify(pat).scale(name)
