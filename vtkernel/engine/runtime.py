@@ -268,6 +268,11 @@ class Runtime:
         self._inbox.append(("config", {"lookahead": seconds}))
         self._waker.wake()
 
+    def configure(self, **config: Any) -> None:
+        """Send scheduler settings (`budget`, `midi_spin`, `telemetry_hz`); they hold until its next restart."""
+        self._inbox.append(("config", dict(config)))
+        self._waker.wake()
+
     # ----- readers (any thread) -----------------------------------------------------
 
     def telemetry(self) -> dict[str, Any]:
