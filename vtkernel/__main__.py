@@ -1,9 +1,9 @@
-"""`python -m vtkernel`: run the kernel, install its kernelspec, or attach a terminal shell.
+"""`python -m vtkernel`: run the kernel, install its kernelspec, attach a terminal shell, or check the setup.
 
-    python -m vtkernel -f CONNECTION_FILE            the kernel (what the kernelspec runs)
-    python -m vtkernel install [--user | --sys-prefix | --prefix P]
-    python -m vtkernel shell --existing [CONNECTION_FILE]
-    python -m vtkernel doctor [SESSION_FILE] [--scsynth HOST:PORT]   the pre-flight check
+`python -m vtkernel` alone, `-h`, `--help` or `help` prints `USAGE` (vtkernel's
+own commands, not IPython's kernel options); `python -m vtkernel kernel --help`
+shows those. Anything else that starts with an option (`-f FILE`, what the
+kernelspec runs) launches the kernel.
 """
 
 from __future__ import annotations
@@ -11,9 +11,32 @@ from __future__ import annotations
 import argparse
 import sys
 
+USAGE = """\
+usage: python -m vtkernel COMMAND ...
+
+commands:
+  install [--user | --sys-prefix | --prefix P]   install the `vtkernel` kernelspec for Jupyter
+  shell --existing [CONNECTION_FILE]            attach a command shell to a running vtkernel kernel
+                                                (default: the most recently started one)
+  doctor [SESSION_FILE] [--scsynth HOST:PORT]   pre-flight check: kernelspec, versions, receivers, MIDI, disk
+  kernel [KERNEL OPTIONS]                       run the kernel (`kernel --help` lists IPython's options)
+  help                                          this help
+
+Jupyter starts the kernel itself, as `python -m vtkernel -f CONNECTION_FILE`.
+Each command takes --help.
+"""
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0
+    if argv[:1] == ["kernel"]:
+        argv = argv[1:]
+    elif not argv[0].startswith("-") and argv[0] not in ("install", "doctor", "shell"):
+        print(f"python -m vtkernel: unknown command {argv[0]!r}\n\n{USAGE}", end="", file=sys.stderr)
+        return 2
     if argv[:1] == ["install"]:
         parser = argparse.ArgumentParser(prog="python -m vtkernel install")
         where = parser.add_mutually_exclusive_group()
