@@ -13,6 +13,7 @@
 //   newest mirror value.
 
 const HELLO = { protocol: 1, shell: "editor", telemetry: true, script: true };
+const COMM_TARGET = "vtkernel.state";
 const HELLO_RETRY_MS = 2000;
 const RESYNC_RETRY_MS = 2000;
 const LOG_LIMIT = 200;
@@ -117,6 +118,47 @@ export function applyPatch(doc, ops) {
 
 let windowTag = Math.random().toString(36).slice(2, 8);
 
+// How a client reaches the kernel. First through its widget's own messages; after a kernel
+// restart (the widget's comm died with the old kernel) through a comm of its own on target
+// `vtkernel.state` of the new kernel, exactly as any other protocol client does.
+function widgetTransport(model, onMessage) {
+  const handler = (msg) => onMessage(msg);
+  model.on("msg:custom", handler);
+  return {
+    kind: "widget",
+    hello: (hello) => model.send({ type: "hello", hello }),
+    send: (msg) => model.send(msg),
+    close: () => model.off("msg:custom", handler),
+  };
+}
+
+function commTransport(kernel, onMessage, onClose) {
+  const comm = kernel.createComm(COMM_TARGET);
+  comm.onMsg = (msg) => onMessage(msg.content.data);
+  comm.onClose = () => onClose();
+  let opened = false;
+  return {
+    kind: "comm",
+    hello: (hello) => {
+      if (opened) comm.send({ type: "resync" }); // iopub may have missed our snapshot (slow joiner)
+      else comm.open(hello);
+      opened = true;
+    },
+    send: (msg) => comm.send(msg),
+    close: () => {
+      comm.onClose = () => {};
+      try {
+        if (!comm.isDisposed) comm.close();
+      } catch {
+        // the kernel it belonged to is gone already
+      }
+    },
+  };
+}
+
+// Kernel statuses after which the widget's comm (or our own) is gone.
+const KERNEL_GONE = new Set(["restarting", "autorestarting", "dead"]);
+
 class VtClient {
   constructor(model) {
     this.model = model;
@@ -128,22 +170,38 @@ class VtClient {
     this.script = null; // {version, text}
     this.telemetry = null;
     this.status = "connecting";
+    this.notice = "";
     this.replies = new Map(); // id -> callback(reply)
     this.listeners = new Set();
     this.log = []; // command shell entries, shared by every view
     this.history = [];
     this.resyncing = false;
     this.resyncTimer = null;
-    this.onMessage = (msg) => this.receive(msg);
-    model.on("msg:custom", this.onMessage);
+    this.transport = widgetTransport(model, (msg) => this.receive(msg));
+    // JupyterLab and Notebook 7 give the widget manager's kernel connection; elsewhere there is none.
+    this.kernel = model.widget_manager?.kernel ?? null;
+    this.onKernelStatus = (_kernel, status) => this.kernelStatus(status);
+    this.kernel?.statusChanged?.connect(this.onKernelStatus);
+    this.onKernelConnection = (_kernel, status) => {
+      if (status === "disconnected") this.lost("the connection to the kernel is closed");
+    };
+    this.onKernelDisposed = () => this.lost("the kernel was shut down");
+    this.kernel?.connectionStatusChanged?.connect(this.onKernelConnection);
+    this.kernel?.disposed?.connect(this.onKernelDisposed);
+    this.onCommLive = () => {
+      if (!this.kernel || KERNEL_GONE.has(this.kernel.status)) this.lost("the kernel restarted");
+    };
+    this.onCommClose = () => this.lost("the panel was closed in the kernel");
+    model.on("comm_live_update", this.onCommLive);
+    model.on("comm:close", this.onCommClose);
     this.hello();
   }
 
   hello() {
-    this.model.send({ type: "hello", hello: HELLO });
+    this.transport.hello(HELLO);
     clearTimeout(this.helloTimer);
     this.helloTimer = setTimeout(() => {
-      if (this.version === null) {
+      if (this.version === null && this.status !== "disconnected") {
         this.setStatus("waiting for the kernel…");
         this.hello();
       }
@@ -153,8 +211,61 @@ class VtClient {
   dispose() {
     clearTimeout(this.helloTimer);
     clearTimeout(this.resyncTimer);
-    this.model.off("msg:custom", this.onMessage);
+    this.transport.close();
+    this.kernel?.statusChanged?.disconnect(this.onKernelStatus);
+    this.kernel?.connectionStatusChanged?.disconnect(this.onKernelConnection);
+    this.kernel?.disposed?.disconnect(this.onKernelDisposed);
+    this.model.off("comm_live_update", this.onCommLive);
+    this.model.off("comm:close", this.onCommClose);
     this.listeners.clear();
+  }
+
+  // ----- the kernel going away and coming back
+
+  kernelStatus(status) {
+    if (KERNEL_GONE.has(status)) {
+      this.lost(status === "dead" ? "the kernel is dead" : "the kernel restarted");
+    } else if (status === "idle" && this.status === "disconnected" && this.kernel?.connectionStatus === "connected") {
+      this.reconnect();
+    }
+  }
+
+  /** The kernel behind this client is gone: say so, and answer every pending request at once. */
+  lost(why) {
+    if (this.status === "disconnected") return;
+    clearTimeout(this.helloTimer);
+    clearTimeout(this.resyncTimer);
+    this.resyncing = false;
+    this.version = null;
+    this.telemetry = null;
+    this.setNotice(`${why}. This panel shows the last patch it saw, and reconnects when the kernel is back.`);
+    this.setStatus("disconnected");
+    this.failPending(why);
+  }
+
+  failPending(why) {
+    const pending = [...this.replies.entries()];
+    this.replies.clear();
+    for (const [id, onReply] of pending) onReply({ type: "error", id, error: { code: "disconnected", message: why } });
+  }
+
+  /** Subscribe to the new kernel through a comm of our own (the widget's comm died with the old one). */
+  reconnect() {
+    if (!this.kernel?.createComm) return;
+    this.transport.close();
+    this.transport = commTransport(
+      this.kernel,
+      (msg) => this.receive(msg),
+      () => this.lost("the kernel closed this panel's connection"),
+    );
+    this.reconnected = true;
+    this.setStatus("connecting");
+    this.hello();
+  }
+
+  setNotice(text) {
+    this.notice = text;
+    this.emit("notice", text);
   }
 
   subscribe(fn) {
@@ -180,8 +291,13 @@ class VtClient {
   /** Send a client message that expects an ack or error; `onReply(msg)` gets it. Returns the id. */
   request(msg, onReply) {
     const id = `${this.tag}-${++this.seq}`;
+    if (this.status === "disconnected") {
+      // Nothing would answer: say so now rather than leave the request pending for ever.
+      if (onReply) queueMicrotask(() => onReply({ type: "error", id, error: { code: "disconnected", message: "not connected to a kernel" } }));
+      return id;
+    }
     if (onReply) this.replies.set(id, onReply);
-    this.model.send({ ...msg, id });
+    this.transport.send({ ...msg, id });
     return id;
   }
 
@@ -193,7 +309,7 @@ class VtClient {
     if (this.resyncing) return;
     this.resyncing = true;
     this.setStatus("resyncing…");
-    this.model.send({ type: "resync" });
+    this.transport.send({ type: "resync" });
     clearTimeout(this.resyncTimer);
     this.resyncTimer = setTimeout(() => {
       this.resyncing = false;
@@ -210,6 +326,10 @@ class VtClient {
         this.resyncing = false;
         this.doc = msg.state;
         this.version = msg.version;
+        if (this.reconnected) {
+          this.reconnected = false;
+          this.setNotice(`Reconnected to the restarted kernel (v${msg.version}).`);
+        }
         this.setStatus("live");
         this.emit("doc", { full: true, ops: [] });
         break;
@@ -249,7 +369,7 @@ class VtClient {
           this.replies.delete(msg.id);
           onReply(msg);
         } else if (msg.type === "error" && msg.id == null) {
-          this.emit("notice", `error [${msg.error.code}] ${msg.error.message}`);
+          this.setNotice(`error [${msg.error.code}] ${msg.error.message}`);
         }
         break;
       }
@@ -918,6 +1038,7 @@ class PanelView {
     this.renderLog();
     this.renderStatus();
     this.renderTelemetry();
+    this.notice.textContent = this.client.notice;
   }
 
   renderStatus() {

@@ -234,15 +234,23 @@ def notebook_page(url: str, panels: int = 1) -> Iterator[Any]:
 
     with sync_playwright() as pw:
         browser = launch_chromium(pw)
-        page = browser.new_page(viewport={"width": 1300, "height": 1100})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(url)
-        run_all_cells(page)
-        page.locator('.vt-panel[data-vt-status="live"]').nth(panels - 1).wait_for(timeout=60_000)
-        yield page
+        with open_notebook(browser, url, panels) as page:
+            yield page
         browser.close()
-        assert not [e for e in errors if "vt" in e.lower()], errors
+
+
+@contextlib.contextmanager
+def open_notebook(browser: Any, url: str, panels: int = 1) -> Iterator[Any]:
+    """A new page of `browser` on a notebook, all cells run, `panels` panels live."""
+    page = browser.new_page(viewport={"width": 1300, "height": 1100})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    run_all_cells(page)
+    page.locator('.vt-panel[data-vt-status="live"]').nth(panels - 1).wait_for(timeout=60_000)
+    yield page
+    page.close()
+    assert not [e for e in errors if "vt" in e.lower()], errors
 
 
 def run_all_cells(page: Any) -> None:

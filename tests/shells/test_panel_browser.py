@@ -25,6 +25,7 @@ from tests.shells.lab import (
     LabServer,
     browser_available,
     notebook_page,
+    open_notebook,
     panel_notebook,
     run_command,
     set_theme,
@@ -395,3 +396,42 @@ def test_the_panel_reports_its_version(page: Any, kernel_side: VTClient) -> None
         timeout=2000,
     )
     assert json.loads(version) > 0
+
+
+RESTART_SETUP = 'vt.module("old1", "lfo", rate=2.0)\n'
+
+
+def test_a_kernel_restart_is_shown_and_the_panel_resubscribes_to_the_new_kernel(lab: LabServer, page: Any) -> None:
+    """Its own notebook, kernel and page: the other tests' kernel keeps running."""
+    panel_notebook(lab.root / "restart.ipynb", RESTART_SETUP, panels=1)
+    with open_notebook(page.context.browser, lab.notebook_url("restart.ipynb")) as rpage:
+        root = rpage.locator(".vt-panel").first
+        assert run_command(rpage, "get old1.rate") == "2.0"
+        statuses = rpage.evaluate(
+            """() => { const seen = []; const root = document.querySelector('.vt-panel');
+                new MutationObserver(() => seen.push(root.dataset.vtStatus)).observe(root, {attributes: true,
+                attributeFilter: ['data-vt-status']}); window.__vtSeen = seen; return seen; }"""
+        )
+        assert statuses == []
+        rpage.evaluate("async () => { await window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart(); }")
+        # it says so, then subscribes to the new kernel through a comm of its own
+        rpage.wait_for_function("() => window.__vtSeen.includes('disconnected')", timeout=20_000)
+        rpage.wait_for_function(
+            "() => document.querySelector('.vt-panel').dataset.vtStatus === 'live' && "
+            "document.querySelector('.vt-panel .vt-notice').textContent.includes('Reconnected')",
+            timeout=30_000,
+        )
+        # commands answer (they hung at "…" before) and reach the new kernel
+        assert re.fullmatch(r"ok v\d+", run_command(rpage, "add fresh1 lfo rate=4"))
+        new_kernel = VTClient(SimpleNamespace(connection_file=lab.connection_file("restart.ipynb")), shell="other")
+        try:
+            assert value_in_kernel(new_kernel, "fresh1", "rate") == 4.0
+        finally:
+            new_kernel.close()
+        assert root.locator('[data-vt-param="fresh1.rate"]').input_value() == "4"
+        # a kernel that is shut down: the panel says so and a command fails at once instead of hanging
+        rpage.evaluate("async () => { await window.jupyterapp.shell.currentWidget.sessionContext.shutdown(); }")
+        rpage.wait_for_function("() => document.querySelector('.vt-panel').dataset.vtStatus === 'disconnected'", timeout=20_000)
+        assert run_command(rpage, "get fresh1.rate").startswith("error [disconnected]")
+        ARTIFACTS.mkdir(exist_ok=True)
+        root.screenshot(path=str(ARTIFACTS / "panel-disconnected.png"))
