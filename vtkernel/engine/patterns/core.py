@@ -296,8 +296,8 @@ class TimeSpan:
     __slots__ = ("begin", "end")
 
     def __init__(self, begin: Fraction, end: Fraction) -> None:
-        self.begin = begin
-        self.end = end
+        self.begin = begin if type(begin) is Fraction else frac(begin)
+        self.end = end if type(end) is Fraction else frac(end)
 
     @property
     def duration(self) -> Fraction:
@@ -482,7 +482,11 @@ class Pattern:
     become an empty result for that query, as in Strudel.
 
     `tree` is the pattern's JSON form (see `tree.py`) when the pattern was
-    built through the public functions, else None. Immutable once built.
+    built through the public functions, else None (`tree_error` says why).
+
+    Threads: a pattern is immutable once built, so any thread may query it
+    at the same time as others; the only mutable state is the tree
+    recorder's, which is per thread (`RECORDING`).
     """
 
     __slots__ = ("_pure", "query_span", "tactus", "tree", "tree_error", "weight")
