@@ -389,3 +389,17 @@ def test_operators_take_structure_from_either_side_as_strudels_do():
 
 def test_time_is_the_cycle_position_as_a_fraction():
     assert [h.value for h in signals.time.segment(4).query(0, 1)] == [F(1, 8), F(3, 8), F(5, 8), F(7, 8)]
+
+
+def test_the_facade_exports_strudels_names_without_shadowing_builtins():
+    import builtins
+
+    import vtkernel.patterns as facade
+    from vtkernel.api import VT
+
+    for name in facade.__all__:
+        assert getattr(facade, name) is not None, name
+        assert not hasattr(builtins, name), f"{name} would shadow a builtin on `import *`"
+    assert facade.lpq is not None and facade.iter is not None  # reachable as attributes
+    assert VT.p("a b").tree == "a b"
+    assert [h.value for h in VT.p("a b").query(0, 1)] == ["a", "b"]
