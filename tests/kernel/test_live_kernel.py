@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import time
 from pathlib import Path
 
 from tests.conftest import Kernel
@@ -130,3 +132,25 @@ def test_the_terminal_shell_prints_reports() -> None:
         "file: patch.py, line 4: SyntaxError: '(' was never closed",
         "patch.py: applied v7, ran line 2",
     ]
+
+
+def test_a_watched_file_stuck_in_a_loop_is_stopped_by_the_interrupt_button(kernel: Kernel, tmp_path: Path) -> None:
+    """Issue 14 #14: a watched file's run is not an execute request, and ipykernel ignores SIGINT between requests."""
+    patch = tmp_path / "patch.py"
+    marker = tmp_path / "looping"
+    patch.write_text(PATCH)
+    kernel.ok(f"%vt watch {patch}")
+    before = state(kernel)
+    client = kernel.client(shell="terminal")
+    patch.write_text(PATCH + f"open({str(marker)!r}, 'w').close()\nwhile True:\n    pass\n")
+    deadline = time.monotonic() + 20
+    while not marker.exists():  # the loop has started on the main thread
+        assert time.monotonic() < deadline, "the watched file never ran"
+        time.sleep(0.01)
+    kernel.km.interrupt_kernel()
+    assert client.wait_for(lambda: any("interrupted" in m.get("text", "") for m in client.of_type("report")), 15)
+    report = next(m for m in client.of_type("report") if "interrupted" in m.get("text", ""))
+    assert report["error"] and re.search(r"patch.py, line [56]: interrupted", report["text"]) and "nothing applied" in report["text"]
+    assert kernel.ok("print('cells run again')").strip() == "cells run again"
+    assert state(kernel) == before
+    client.close()

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import os
+import signal
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
@@ -263,8 +265,15 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
     def _run_main_jobs(self) -> None:
         while self._main_jobs and not self._executing:
             job = self._main_jobs.popleft()
+            # Outside an execute request ipykernel ignores SIGINT, so a watched file stuck in
+            # `while True: pass` could not be stopped and held every cell behind it. The
+            # frontend's interrupt (SIGINT, or interrupt_request, which sends one) now raises
+            # KeyboardInterrupt in the job, as in a cell; the file's run reports it and applies nothing.
             try:
-                job()
+                with _interruptible():
+                    job()
+            except KeyboardInterrupt:
+                log.warning("vtkernel: a background job was interrupted")
             except Exception:
                 log.exception("vtkernel: a background job failed")
             try:
@@ -281,6 +290,19 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
             self._hub_loop.call_soon_threadsafe(self.hub.close)
         self.engine.stop()
         return super().do_shutdown(restart)
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt while the block runs (main thread), as during a cell."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved)
 
 
 class _CommSender:

@@ -55,7 +55,7 @@ class Reports:
         self._history[source].append((text, error))
         self.counts[source] += 1
         first = text.splitlines()[0] if text else ""
-        (log.warning if error or source != "file" else log.info)("vtkernel %s: %s", source, first)
+        (log.warning if error or source != "file" else log.info)("%s: %s", source, first)
         if self._executing():
             print(text if source == "file" else f"vt: {text}", file=sys.stderr if error or source != "file" else sys.stdout)
         else:
