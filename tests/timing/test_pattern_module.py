@@ -160,12 +160,36 @@ def test_the_built_pattern_is_cached_per_param_value():
     m = PatternModule()
     value = validate_json("a b c")
     p = {"pattern": value, "cycle": 0.0}
-    m.pattern(p, 0.0, 1.0)
+    list(m.pattern(p, 0.0, 1.0))
     built = m._built
-    m.pattern(p, 1.0, 2.0)
+    list(m.pattern(p, 1.0, 2.0))
     assert m._built is built  # the same param value: not parsed again
-    m.pattern({"pattern": validate_json("a b"), "cycle": 0.0}, 2.0, 3.0)
+    list(m.pattern({"pattern": validate_json("a b"), "cycle": 0.0}, 2.0, 3.0))
     assert m._built is not built
+    other = PatternModule()
+    list(other.pattern({"pattern": validate_json("a b c"), "cycle": 0.0}, 0.0, 1.0))
+    assert other._built is built  # another module playing the same pattern shares the built one
+
+
+def test_each_block_of_the_pattern_is_queried_once_whatever_the_windows():
+    m = PatternModule()
+    p = {"pattern": validate_json("a*8"), "cycle": 0.0}
+    calls: list[tuple[Fraction, Fraction]] = []
+    real = m.built(p["pattern"])
+
+    class Counting:
+        def query(self, b: Fraction, e: Fraction) -> Any:
+            calls.append((b, e))
+            return real.query(b, e)
+
+    m._built = Counting()
+    onsets = []
+    for k in range(800):  # two cycles, in 1/100-beat windows plus a 4-beat look-ahead each time
+        onsets.extend(m.pattern(p, k / 100, (k + 1) / 100))
+        next(iter(m.pattern(p, (k + 1) / 100, (k + 1) / 100 + 4)), None)
+    assert [beat for beat, _, _ in onsets] == [k / 2 for k in range(16)]
+    assert sorted(set(calls)) == sorted(calls)  # no block queried twice
+    assert len(calls) <= 2 * 4 + 2
 
 
 def test_a_replaced_pattern_keeps_the_phase_and_waits_for_the_bar_when_quantized():
