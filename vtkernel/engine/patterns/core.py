@@ -897,11 +897,14 @@ class Pattern:
         contracting = f >= 1  # then a part never reaches past the gap, so no clamping (checked below)
 
         def query_cycle(s0: Fraction, s1: Fraction, out: list[Hap]) -> None:
-            ci = _fsam(s0)
+            n0 = s0._numerator  # type: ignore[attr-defined]
+            d0 = s0._denominator  # type: ignore[attr-defined]
+            ci = n0 // d0
+            # (s0 - cycle) * f >= 1, i.e. the query starts after this cycle's slot: nothing (integers only)
+            if (n0 - ci * d0) * q_inv >= p_inv * d0:
+                return
             cycle = _ifrac(ci)
             bpos = _fmul(_fsub(s0, cycle), f)
-            if not _flt(bpos, one):
-                return
             epos = _fmul(_fsub(s1, cycle), f)
             if _flt(one, epos):
                 epos = one
