@@ -144,11 +144,6 @@ class Hub:
             self._ensure_telemetry()
         return client
 
-    def broadcast(self, msg: dict[str, Any]) -> None:
-        """Send one message (a `report`) to every client; hub thread. Rare by nature, so it may overdraw the budget."""
-        for client in list(self._clients.values()):
-            self._send(client, msg)
-
     def broadcast_schema(self) -> None:
         """A module type was registered: every client gets the new schema (its controls, its ports)."""
         msg = {"type": "schema", "types": self.engine.registry.schema_json()}
