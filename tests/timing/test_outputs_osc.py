@@ -282,3 +282,32 @@ def _add(name: str, type_: str, **params: Any) -> Any:
     from vtkernel.protocol import AddModule
 
     return AddModule(name=name, type=type_, params=params or None)
+
+
+def test_a_string_with_a_nul_is_reported_and_not_sent(rx: OscReceiver):
+    class Nul(ToFields):
+        type_name = "nul"
+
+        def process(self, p: Params, beat: float, value: Any) -> Any:
+            return {"s": "bd\x00sd" if int(value) == 0 else "hh"}
+
+    live = Live(
+        {
+            "s": ("seq", {"steps": [0, 1], "division": 4}),
+            "f": ("nul", {}),
+            "o": ("osc_out", {"port": rx.port, "address": "/x"}),
+            "d": ("superdirt", {"port": rx.port}),
+        },
+        [("s.out", "f.in"), ("f.out", "o.in"), ("f.out", "d.in")],
+    )
+    live.r.set_type(Nul)
+    try:
+        live.render(0.5)
+        got = wait_for(rx, 8)  # 8 steps, 4 of them hh, to both outputs
+    finally:
+        live.close()
+    assert all("hh" in r.args for r in got) and len(got) == 8
+    assert [line for line in live.out.reports if "NUL" in line] == [
+        "o: an OSC string cannot hold a NUL character; such events are not sent",
+        "d: an OSC string cannot hold a NUL character; such events are not sent",
+    ]

@@ -185,7 +185,15 @@ class OscOut(ModuleType):
                 "no spaces or # * , ? [ ] {{ }}); such events are not sent",
             )
             return
+        if _has_nul(args):
+            out.report(self.name, "nul", f"{self.name}: an OSC string cannot hold a NUL character; such events are not sent")
+            return
         out.send_osc(self.name, p["host"], p["port"], address, event.timetag, args)
+
+
+def _has_nul(args: list[Any]) -> bool:
+    """OSC strings end at the first NUL: one inside would cut the string and shift every argument after it."""
+    return any(isinstance(a, str) and "\0" in a for a in args)
 
 
 # ----- SuperDirt ------------------------------------------------------------------
@@ -329,7 +337,11 @@ class SuperDirt(ModuleType):
         nudge = controls.get("nudge")
         if isinstance(nudge, (int, float)) and not isinstance(nudge, bool) and math.isfinite(nudge):
             timetag += round(nudge * (1 << 32))  # Tidal moves the bundle by `nudge` seconds
-        out.send_osc(self.name, p["host"], p["port"], DIRT_PLAY, timetag, dirt_args(controls))
+        args = dirt_args(controls)
+        if _has_nul(args):
+            out.report(self.name, "nul", f"{self.name}: an OSC string cannot hold a NUL character; such events are not sent")
+            return
+        out.send_osc(self.name, p["host"], p["port"], DIRT_PLAY, timetag, args)
 
 
 def _short(value: Any) -> str:
