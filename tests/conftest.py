@@ -154,8 +154,8 @@ class VTClient:
         # Messages on other comm ids of this connection (a second comm a test opened by hand);
         # a comm_close is recorded as {"type": "comm_close"}.
         self.others: dict[str, list[dict[str, Any]]] = {}
-        # Everything else this connection saw on iopub: stderr text (tracebacks included)
-        # and (arrival time, msg_type) of every message, status messages too.
+        # Everything else this connection saw on iopub: stderr text (tracebacks included), and
+        # (the kernel's send time as time.time(), msg_type) of every message, status messages too.
         self.stderr: list[str] = []
         self.iopub: list[tuple[float, str]] = []
         # A zmq socket is not thread-safe: the reader thread sends resyncs while a test sends commands.
@@ -235,7 +235,8 @@ class VTClient:
                 continue
             except Exception:
                 return
-            self.iopub.append((time.monotonic(), msg["msg_type"]))
+            date = msg["header"].get("date")
+            self.iopub.append((date.timestamp() if hasattr(date, "timestamp") else time.time(), msg["msg_type"]))
             if msg["msg_type"] == "stream" and msg["content"].get("name") == "stderr":
                 self.stderr.append(msg["content"].get("text", ""))
             elif msg["msg_type"] == "error":

@@ -163,6 +163,14 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
         if routed is not None:
             await super().shell_channel_thread_main(routed)
 
+    async def shell_main(self, subshell_id: str | None, msg: Any) -> None:
+        # Runs on each shell's thread. Hub comm messages on the hub's subshell go without the
+        # busy/idle status pair (subshell.dispatch_quietly): it tripled iopub traffic per command.
+        if subshell_id is not None and subshell_id == self.hub_subshell_id and subshell.is_hub_comm_message(self, msg, self._comm_senders):
+            await subshell.dispatch_quietly(self, subshell_id, msg)
+        else:
+            await super().shell_main(subshell_id, msg)
+
     def _refuse_comm_msg(self, comm_id: str | None, msg_id: Any, why: str) -> None:
         """Shell-channel thread: a comm message refused unread gets `bad_message` on its comm."""
         sender = self._comm_senders.get(comm_id) if comm_id is not None else None

@@ -37,6 +37,10 @@ class PanelRelay:
     Owner: the hub loop's thread (`send`, `receive`, `detach`); only `__init__` runs on the main thread.
     """
 
+    # The widget comm's messages keep ipykernel's busy/idle pair (a browser frontend disposes
+    # each message's future on idle): the hub counts those two against its iopub budget.
+    iopub_per_message = 2
+
     def __init__(self, kernel: Any, panel: Any) -> None:
         self.kernel = kernel
         self.panel = panel

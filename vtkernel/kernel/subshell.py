@@ -11,6 +11,10 @@ header:
   comms to that subshell (ipykernel routes only those two by comm);
 - `reroute_comm_open` rewrites the header of a `comm_open` for our target so
   that it, too, runs on the subshell (re-signed with the session key);
+- `dispatch_quietly` runs a hub comm message on the subshell without the
+  busy/idle status pair ipykernel publishes for every shell message
+  (`dispatch_shell(..., concurrent=True)`, which is private): that pair
+  tripled iopub traffic per command and pushed it past every budget;
 - `screen_message` bounds every shell message before anything parses it
   (`Session.unpack` would raise on 10,000 levels of nesting or a 5,001-digit
   integer, and ipykernel would log a traceback and drop the message with no
@@ -291,3 +295,50 @@ def route_shell_message(
         except Exception:
             log.debug("could not reroute a message", exc_info=True)
     return msg
+
+
+
+# ----- quiet dispatch of hub comm messages -------------------------------------------
+
+
+def is_hub_comm_message(kernel: Any, msg: list[Any], hub_comm_ids: Any) -> bool:
+    """True for a `comm_open` of our target, or a `comm_msg`/`comm_close` of a hub comm.
+
+    Called on the hub's subshell thread for every message routed there (our
+    comms, and the panel's widget comm, whose frontend waits for idle).
+    """
+    session = kernel.session
+    _, frames = session.feed_identities(msg, copy=False)
+    if len(frames) < 5:
+        return False
+    msg_type = _peek_type(_bytes(frames[1])[:4096])
+    if msg_type not in _COMM_TYPES:
+        return False
+    try:
+        content = session.unpack(_bytes(frames[4]))  # bounded by `screen_message` already
+    except Exception:
+        return False
+    if not isinstance(content, dict):
+        return False
+    if msg_type == b"comm_open":
+        return content.get("target_name") == COMM_TARGET
+    return content.get("comm_id") in hub_comm_ids
+
+
+async def dispatch_quietly(kernel: Any, subshell_id: str, msg: list[Any]) -> None:
+    """Run one hub comm message on the hub's subshell with no busy/idle status on iopub.
+
+    ipykernel publishes a status pair for every shell message; for comm
+    traffic that is two iopub messages per command on top of the ack, so five
+    clients at full speed pushed iopub past jupyter_server's 1000/s and the
+    socket's high-water mark, and acks were lost. Protocol clients never wait
+    for an idle after a comm message (they wait for the ack), so the hub's
+    comms do without it. `concurrent=True` is how ipykernel itself dispatches
+    a comm message while a cell holds the lock: no status, no signal hooks.
+    """
+    parent = kernel.get_parent("shell")
+    ident = kernel._get_shell_context_var(kernel._shell_parent_ident)
+    try:
+        await kernel.dispatch_shell(msg, subshell_id=subshell_id, concurrent=True)
+    finally:
+        kernel.set_parent(ident, parent, channel="shell")
