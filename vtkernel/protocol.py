@@ -12,6 +12,7 @@ without pulling in the engine or the kernel.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Annotated, Any, Literal, Union
 
@@ -420,11 +421,57 @@ class RunScriptMsg(BaseModel):
     _text = field_validator("text")(_check_text)
 
 
+MAX_HAPS_CYCLES = 64.0  # the longest window a `get_haps` may ask for
+MAX_HAPS_WATCHES = 32  # modules one client may watch at once
+
+
+class GetHapsMsg(BaseModel):
+    """Extension: what a source module plays over a window of cycles (the GUI's pianoroll).
+
+    `svg` asks for the pianoroll drawn too; `watch` asks for a fresh `haps`
+    (with `id` null) each time that module or the clock's meter changes,
+    until a `get_haps` for the module with `watch` false.
+    """
+
+    model_config = _MSG
+    type: Literal["get_haps"]
+    id: MsgId | None = None
+    module: str
+    cycles: tuple[float, float] = (0.0, 4.0)
+    svg: bool = False
+    watch: bool = False
+
+    _module = field_validator("module")(_check_name)
+
+    @field_validator("cycles")
+    @classmethod
+    def _window(cls, v: tuple[float, float]) -> tuple[float, float]:
+        begin, end = v
+        if not (math.isfinite(begin) and math.isfinite(end) and 0 < end - begin <= MAX_HAPS_CYCLES):
+            raise ValueError(f"cycles must be [begin, end] with 0 < end - begin <= {MAX_HAPS_CYCLES:g}")
+        return v
+
+
+class HapsMsg(BaseModel):
+    """Extension: the reply to `get_haps`, and the updates of a watched module (`id` null)."""
+
+    model_config = _MSG
+    type: Literal["haps"] = "haps"
+    id: MsgId | None
+    module: str
+    version: int
+    cycles: tuple[float, float]
+    cycle_beats: float
+    haps: list[tuple[float, float, Any]]  # (begin, end, value), cycles
+    truncated: bool = False
+    svg: str | None = None
+
+
 ClientMsg = Annotated[
-    Union[CommandMsg, TextMsg, ResyncMsg, GetScriptMsg, RunScriptMsg],
+    Union[CommandMsg, TextMsg, ResyncMsg, GetScriptMsg, RunScriptMsg, GetHapsMsg],
     Field(discriminator="type"),
 ]
-CLIENT_MSG_TYPES = ("command", "text", "resync", "get_script", "run_script")
+CLIENT_MSG_TYPES = ("command", "text", "resync", "get_script", "run_script", "get_haps")
 _client_adapter: TypeAdapter[Any] = TypeAdapter(ClientMsg)
 
 

@@ -8,7 +8,7 @@
 Pure Python: no Jupyter import, so the hub, tests and scripts can draw too.
 """
 
-from vtkernel.pictures.pianoroll import Hap, haps_of, module_haps, pianoroll, pianoroll_svg
+from vtkernel.pictures.pianoroll import Hap, haps_of, haps_reply, module_haps, pianoroll, pianoroll_svg
 from vtkernel.pictures.svg import Picture
 
-__all__ = ["Hap", "Picture", "haps_of", "module_haps", "pianoroll", "pianoroll_svg"]
+__all__ = ["Hap", "Picture", "haps_of", "haps_reply", "module_haps", "pianoroll", "pianoroll_svg"]

@@ -311,3 +311,55 @@ def pianoroll(
     haps = haps_of(pattern, begin, end)
     name = "pianoroll"
     return Picture(pianoroll_svg(haps, begin, end, width=width, height=height, now=now, label=name), name)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Fraction):
+        return float(value)
+    return value
+
+
+def haps_reply(
+    doc: Any, version: int, registry: Any, module: str, begin: float, end: float, *, svg: bool = False, msg_id: Any = None
+) -> dict[str, Any]:
+    """The protocol's `haps` message for `module` of document `doc` (docs/protocol.md, `get_haps`).
+
+    Raises `VTError`: `unknown_module`, or `invalid_command` for a module that
+    plays no events (a signal, a sink), or `invalid_value` for a pattern that
+    cannot be queried.
+    """
+    from vtkernel.protocol import VTError
+
+    mod = doc.modules.get(module)
+    if mod is None:
+        raise VTError("unknown_module", f"no module named {module!r}")
+    if mod.type not in registry:
+        raise VTError("unknown_type", f"{module}: unknown module type {mod.type!r}")
+    cls = registry.get(mod.type)
+    if cls.role() != "pattern":
+        raise VTError("invalid_command", f"{module} ({mod.type}) plays no events, so it has no haps: pick a source module")
+    params = dict(mod.params.items())
+    try:
+        haps, bpc = module_haps(cls, params, doc.clock.meter, begin, end)
+    except ValueError as exc:
+        line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise VTError("invalid_value", f"{module}: {line}") from None
+    truncated = len(haps) > MAX_HAPS
+    haps = haps[:MAX_HAPS]
+    msg: dict[str, Any] = {
+        "type": "haps",
+        "id": msg_id,
+        "module": module,
+        "version": version,
+        "cycles": [begin, end],
+        "cycle_beats": bpc,
+        "haps": [[h.begin, h.end, _jsonable(h.value)] for h in haps],
+        "truncated": truncated,
+    }
+    if svg:
+        msg["svg"] = pianoroll_svg(haps, begin, end, label=f"{module} pianoroll")
+    return msg
