@@ -91,7 +91,7 @@ rand = _signals.rand
 rand2 = _signals.rand2
 brand = _signals.brand
 perlin = _signals.perlin
-time = _signals.time
+time = _signals.time  # not in __all__: `import *` must not hide the stdlib module `time`
 irand = _R["irand"]
 brandBy = _R["brandBy"]
 run = _R["run"]
@@ -220,7 +220,7 @@ __all__ = [  # noqa: RUF022 - grouped as above, not sorted
     "arrange", "polymeter", "polymeterSteps", "s_polymeter", "s_polymeterSteps", "randcat", "chooseCycles",
     "choose", "chooseWith", "chooseInWith", "gap", "steady", "silence", "nothing",
     "sine", "sine2", "cosine", "cosine2", "saw", "saw2", "isaw", "isaw2", "tri", "tri2", "square", "square2",
-    "rand", "rand2", "brand", "perlin", "time", "irand", "brandBy", "run", "scale",
+    "rand", "rand2", "brand", "perlin", "irand", "brandBy", "run", "scale",
     "fast", "slow", "early", "late", "rev", "ply", "palindrome", "firstOf", "every", "lastOf", "off",
     "superimpose", "degradeBy", "degrade", "undegradeBy", "sometimesBy", "sometimes", "often", "rarely",
     "almostNever", "almostAlways", "someCyclesBy", "someCycles", "struct", "mask", "euclid", "euclidRot",
