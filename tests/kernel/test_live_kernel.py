@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import time
 from pathlib import Path
 
 from tests.conftest import Kernel
@@ -98,3 +100,57 @@ def test_view_mode_follows_changes_and_edit_mode_applies_incrementally(kernel: K
     assert "b" not in doc["modules"]  # the line the user deleted removed its module
     c.close()
 
+
+
+def test_a_file_error_between_cells_reaches_every_client_and_the_next_cell(kernel: Kernel, tmp_path: Path) -> None:
+    """Issue 12 #11: between cells a file's error went only to a widget, which console and papermill never show."""
+    patch = tmp_path / "patch.py"
+    patch.write_text(PATCH)
+    kernel.ok(f"%vt watch {patch}")
+    client = kernel.client(shell="terminal")
+    patch.write_text(PATCH + "x = (\n")  # no cell runs: the save applies between cells
+    assert client.wait_for(lambda: any(m.get("error") for m in client.of_type("report")), timeout=15)
+    report = next(m for m in client.of_type("report") if m.get("error"))
+    assert report["source"] == "file" and report["path"] == str(patch.resolve())
+    assert "patch.py, line 4: SyntaxError" in report["text"]
+    result = kernel.execute("1 + 1")
+    assert "patch.py, line 4: SyntaxError" in result["stderr"], result
+    assert "SyntaxError" not in kernel.execute("2 + 2")["stderr"]  # said once
+    client.close()
+
+
+def test_the_terminal_shell_prints_reports() -> None:
+    import io
+
+    from shells.terminal import TerminalShell
+
+    out = io.StringIO()
+    shell = TerminalShell(client=None, out=out, err=io.StringIO())
+    shell.receive({"type": "report", "source": "file", "text": "patch.py, line 4: SyntaxError: '(' was never closed", "error": True})
+    shell.receive({"type": "report", "source": "file", "text": "patch.py: applied v7, ran line 2", "error": False})
+    assert out.getvalue().splitlines() == [
+        "file: patch.py, line 4: SyntaxError: '(' was never closed",
+        "patch.py: applied v7, ran line 2",
+    ]
+
+
+def test_a_watched_file_stuck_in_a_loop_is_stopped_by_the_interrupt_button(kernel: Kernel, tmp_path: Path) -> None:
+    """Issue 14 #14: a watched file's run is not an execute request, and ipykernel ignores SIGINT between requests."""
+    patch = tmp_path / "patch.py"
+    marker = tmp_path / "looping"
+    patch.write_text(PATCH)
+    kernel.ok(f"%vt watch {patch}")
+    before = state(kernel)
+    client = kernel.client(shell="terminal")
+    patch.write_text(PATCH + f"open({str(marker)!r}, 'w').close()\nwhile True:\n    pass\n")
+    deadline = time.monotonic() + 20
+    while not marker.exists():  # the loop has started on the main thread
+        assert time.monotonic() < deadline, "the watched file never ran"
+        time.sleep(0.01)
+    kernel.km.interrupt_kernel()
+    assert client.wait_for(lambda: any("interrupted" in m.get("text", "") for m in client.of_type("report")), 15)
+    report = next(m for m in client.of_type("report") if "interrupted" in m.get("text", ""))
+    assert report["error"] and re.search(r"patch.py, line [56]: interrupted", report["text"]) and "nothing applied" in report["text"]
+    assert kernel.ok("print('cells run again')").strip() == "cells run again"
+    assert state(kernel) == before
+    client.close()

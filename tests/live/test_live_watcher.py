@@ -166,3 +166,19 @@ def test_latency_is_recorded(tmp_path: Path, live):
     live.main.run_until(lambda: live.params("l")["rate"] == 3.0)
     stats = live.files.stats()
     assert stats["saves_applied"] == 1 and 0 < stats["latency_ms_p50"] < 2000
+
+
+def test_a_watched_path_replaced_by_a_directory_is_reported_and_nothing_is_removed(tmp_path: Path, live):
+    """Issue 14 #16: the directory's events were dropped, or it read as an empty file (which removes the patch)."""
+    patch = tmp_path / "patch.py"
+    patch.write_text(FIRST)
+    live.files.watch(str(patch))
+    patch.unlink()
+    patch.mkdir()
+    live.main.run_until(lambda: any("is now a directory" in text for text, _ in live.reports))
+    text, is_error = next((t, e) for t, e in live.reports if "is now a directory" in t)
+    assert is_error and "the engine keeps its last state" in text and "\n" not in text
+    assert live.modules() == {"l"}
+    patch.rmdir()
+    patch.write_text(FIRST.replace("rate=2", "rate=5"))
+    live.main.run_until(lambda: live.modules() == {"l"} and live.params("l")["rate"] == 5.0)

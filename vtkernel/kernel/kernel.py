@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import os
+import signal
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
@@ -33,6 +35,7 @@ from vtkernel.engine.runtime import Runtime
 from vtkernel.kernel import subshell
 from vtkernel.kernel.hub import Hub
 from vtkernel.kernel.panel import make_panel
+from vtkernel.kernel.reports import Reports
 from vtkernel.language import ShellAction
 from vtkernel.protocol import COMM_TARGET, VTError, error_msg
 from vtkernel.verbs import VERBS
@@ -111,12 +114,7 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
 
     def _runtime_report(self, line: str) -> None:
         """Reader thread of the runtime: a problem with outputs, said once."""
-        self.services.runtime_reports.append(line)
-        log.warning("vtkernel: %s", line)
-        if self._executing:
-            print(f"vt: {line}", file=sys.stderr)
-        else:
-            self.services.unseen_reports.append(line)
+        self.services.reports.say("timing", line, error=True)
 
     # ----- start-up: the hub on its own subshell ---------------------------------
 
@@ -227,7 +225,7 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
     async def do_execute(self, code: str, silent: bool, *args: Any, **kwargs: Any) -> dict[str, Any]:
         self._executing = True
         if not silent:
-            self.services.show_unseen_reports()
+            self.services.reports.show_unseen()
         try:
             reply = await super().do_execute(code, silent, *args, **kwargs)
         finally:
@@ -275,8 +273,15 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
     def _run_main_jobs(self) -> None:
         while self._main_jobs and not self._executing:
             job = self._main_jobs.popleft()
+            # Outside an execute request ipykernel ignores SIGINT, so a watched file stuck in
+            # `while True: pass` could not be stopped and held every cell behind it. The
+            # frontend's interrupt (SIGINT, or interrupt_request, which sends one) now raises
+            # KeyboardInterrupt in the job, as in a cell; the file's run reports it and applies nothing.
             try:
-                job()
+                with _interruptible():
+                    job()
+            except KeyboardInterrupt:
+                log.warning("vtkernel: a background job was interrupted")
             except Exception:
                 log.exception("vtkernel: a background job failed")
             try:
@@ -293,6 +298,19 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
             self._hub_loop.call_soon_threadsafe(self.hub.close)
         self.engine.stop()
         return super().do_shutdown(restart)
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt while the block runs (main thread), as during a cell."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved)
 
 
 class _CommSender:
@@ -348,13 +366,8 @@ class KernelServices:
 
         self.kernel = kernel
         self.engine = kernel.engine
-        self.live_log: deque[tuple[str, bool]] = deque(maxlen=200)
-        self.live_reports = 0
-        self.runtime_reports: deque[str] = deque(maxlen=200)
-        self.session_reports: deque[str] = deque(maxlen=200)
-        # Said while no cell ran (resume at start-up, an autosave failure): shown at the next cell.
-        self.unseen_reports: deque[str] = deque(maxlen=20)
-        self._live_outputs: dict[str, Any] = {}  # watched path -> the Output area of the cell that started it
+        # Every report (files, sessions, the timing process): the cell, the next cell, the clients, the log.
+        self.reports = Reports(executing=lambda: kernel._executing, broadcast=self._broadcast_report)
         self.live = LiveFiles(
             self.engine,
             make_vt=lambda path: VT(self.engine, origin=f"file:{os.path.basename(path)}"),
@@ -370,7 +383,7 @@ class KernelServices:
             "recorded": lambda name: kernel.runtime.recorded(name),
             "timeline": self.timeline,
             "graph": self.graph,
-            "reports": lambda: list(self.runtime_reports),
+            "reports": lambda: [text for text, _ in self.reports.history("timing")],
             "lookahead": self.set_lookahead,
             "restart": lambda: kernel.runtime.restart(),  # the scheduler process; keeps the transport's beat
             "panel": lambda: make_panel(kernel),
@@ -397,40 +410,35 @@ class KernelServices:
         """Main thread, inside the cell that asked: run the file, then show its later reports here."""
         real = os.path.realpath(path)
         message = self.live.watch(path)
-        self._live_outputs[real] = _live_output_area()
+        self.reports.set_area(real, _live_output_area())
         return message
 
     def unwatch(self, path: str) -> str:
         message = self.live.unwatch(path)
-        self._live_outputs.pop(os.path.realpath(path), None)
+        self.reports.forget_area(os.path.realpath(path))
         return message
 
     def _live_report(self, text: str, is_error: bool, path: str) -> None:
-        """Main thread. In a cell: print there. Between cells: append to the watch cell's output."""
-        self.live_log.append((text, is_error))
-        self.live_reports += 1
-        if self.kernel._executing:
-            print(text, file=sys.stderr if is_error else sys.stdout)
-            return
-        area = self._live_outputs.get(path)
-        if area is not None:
-            area.report(text, is_error)
-        else:
-            log.warning("vtkernel live: %s", text)
+        """Main thread: a watched file's run (see `Reports`: the cell, the watch cell, the next cell, the clients)."""
+        self.reports.say("file", text, error=is_error, path=path)
 
     def _session_report(self, line: str) -> None:
         """Any thread (the saver's too): a session event worth telling the user, in one line."""
-        self.session_reports.append(line)
-        log.warning("vtkernel: %s", line)
-        if self.kernel._executing:
-            print(f"vt: {line}", file=sys.stderr)
-        else:
-            self.unseen_reports.append(line)
+        self.reports.say("session", line)
 
-    def show_unseen_reports(self) -> None:
-        """Main thread, as a cell starts: what was said while no cell ran."""
-        while self.unseen_reports:
-            print(f"vt: {self.unseen_reports.popleft()}", file=sys.stderr)
+    @property
+    def session_reports(self) -> list[str]:
+        return [text for text, _ in self.reports.history("session")]
+
+    @property
+    def runtime_reports(self) -> list[str]:
+        return [text for text, _ in self.reports.history("timing")]
+
+    def _broadcast_report(self, msg: dict[str, Any]) -> None:
+        """Any thread: send a `report` message to every protocol client, on the hub's loop."""
+        hub = self.kernel.hub
+        if hub is not None:
+            self.kernel.on_hub(lambda: hub.broadcast(msg))
 
     def sync(self, timeout: float = 2.0) -> str:
         """From a cell: wait (up to `timeout`) for pending file saves and apply them now.
@@ -438,11 +446,11 @@ class KernelServices:
         Watched files normally apply between cells; a cell that edits a file
         itself (a notebook, a test) calls `vt.sync()` to see the result.
         """
-        before = self.live_reports
+        before = self.reports.counts["file"]
         ran = self.kernel.run_main_jobs_now(timeout)
         if not ran:
             return "no pending file changes"
-        applied = self.live_reports - before
+        applied = self.reports.counts["file"] - before
         return f"applied {applied} pending save{'s' if applied != 1 else ''}" if applied else "no pending file changes"
 
     # ----- the code shell ------------------------------------------------------------

@@ -507,7 +507,12 @@ class LiveFile:
         name = os.path.basename(self.path)
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(_VTKERNEL_DIR)]
         lineno = next((f.lineno for f in reversed(frames) if f.filename == self.path), None)
-        what = f"[{exc.code}] {exc.message}" if isinstance(exc, VTError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, VTError):
+            what = f"[{exc.code}] {exc.message}"
+        elif isinstance(exc, KeyboardInterrupt):
+            what = "interrupted (KeyboardInterrupt, from the interrupt button)"
+        else:
+            what = f"{type(exc).__name__}: {exc}"
         where = f"{name}, line {lineno}" if lineno is not None else name
         body = "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames)) if frames else ""
         body += f"{type(exc).__name__}: {exc.message if isinstance(exc, VTError) else exc}"

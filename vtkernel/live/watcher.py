@@ -331,7 +331,11 @@ class LiveFiles:
                 live.last_failed = False
                 self._report(f"{name}: back to the last good version (nothing to apply)", False, real)
             return
-        result = live.run(text)
+        try:
+            result = live.run(text)
+        except KeyboardInterrupt:  # the frontend's interrupt, outside the run's own transaction
+            self._report(f"{name}: interrupted; nothing applied, the engine keeps its last good state", True, real)
+            return
         if result.ok:
             self._latencies.append((time.monotonic() - settled.first) * 1000)
         self._report(result.text(), not result.ok, real)
