@@ -69,3 +69,23 @@ def test_every_jupyter_command_the_readme_names_comes_with_the_lab_extra() -> No
     named = set(re.findall(r"\bjupyter (lab|console|notebook|execute)\b", readme))
     assert "console" in named  # the README tells terminal users about jupyter console
     assert {canonicalize_name(providers[c]) for c in named} <= lab_closure()
+
+
+def test_the_docs_a_clone_has_are_all_the_docs_it_needs() -> None:
+    """README and docs link only to files inside the repository (a clone has no ../shared/SPEC.md)."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        text = page.read_text()
+        assert "shared/SPEC" not in text, f"{page.name} points outside the repository"
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if re.match(r"[a-z]+:", target):  # http:, https:, mailto:
+                continue
+            resolved = (page.parent / target).resolve()
+            if not resolved.exists() or ROOT not in resolved.parents:
+                broken.append(f"{page.name} -> {target}")
+    assert not broken, broken
+    contract = (ROOT / "docs" / "document.md").read_text()
+    for heading in ("## The document", "## Commands", "## The command language", "## The Python API", "## The terminal shell"):
+        assert heading in contract
+    assert "docs/document.md" in (ROOT / "README.md").read_text()
