@@ -310,6 +310,8 @@ class Scheduler:
                     next_tick = now
                 if self.sticky or self.guard.faults:
                     self._enforce_sticky()
+                if out.next_midi() is not None:
+                    self._open_midi_ports()
                 self._flush_midi(time.monotonic())
                 if now >= self._next_telemetry and (renderer.playing or self._telemetry_dirty):
                     self._telemetry(now)
@@ -323,6 +325,18 @@ class Scheduler:
             if page is not None:
                 page.set_tick(0.0)
             out.close()
+
+    def _open_midi_ports(self) -> None:
+        """Open a MIDI port when its first message is queued (a lookahead early), not at its deadline:
+        importing the backend and opening the port took ~7 ms, which made the first note that late."""
+        heap = getattr(self.out, "_midi", None)
+        opened = getattr(self.out, "_midi_ports", None)
+        open_port = getattr(self.out, "_midi_port", None)
+        if heap is None or opened is None or open_port is None:
+            return
+        for item in heap:
+            if item[3] not in opened:
+                open_port(item[2], item[3])
 
     def _flush_midi(self, now: float) -> None:
         """Send the MIDI messages due by `now`; keep how late the batch left (after the send calls)."""
