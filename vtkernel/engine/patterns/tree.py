@@ -407,8 +407,8 @@ def _build(node: Any, env: dict[str, Pattern]) -> Any:
         param = params[0]
         body = node.get("body")
 
-        def function(x: Any) -> Any:
-            return _build(body, {**env, param: _as_pattern(x)})
+        def function(x: Any) -> Pattern:
+            return _as_pattern(_build(body, {**env, param: _as_pattern(x)}))
 
         return function
     raise TreeError(f"pattern: unknown node with keys {sorted(node)[:4]}")
