@@ -28,6 +28,7 @@ SECTIONS = {
     "timing": ("Timing: tick lateness and OSC bundles ahead of their timetag (issue 5)", "bench_timing.py"),
     "gui": ("GUI panel latency (issue 6)", "bench_gui.py"),
     "patterns": ("Patterns: query cost against Strudel 1.1 (issue 15)", "bench_patterns.py"),
+    "outputs": ("Outputs: playing patterns and building bundles in the scheduler (issue 11)", "bench_outputs.py"),
 }
 
 
