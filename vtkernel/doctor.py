@@ -115,7 +115,9 @@ def check_kernelspec() -> list[Check]:
 
 
 def check_versions() -> list[Check]:
-    found, missing, optional = [], [], []
+    found: list[str] = []
+    missing: list[tuple[str, str]] = []
+    optional: list[tuple[str, str]] = []
     for dist, needed, why in VERSIONS:
         try:
             found.append(f"{dist} {metadata.version(dist)}")
