@@ -34,6 +34,26 @@ Signals and the random generator live in `signals` (`rand`, `sine`, ...).
 `frac(x)` turns a number into a Fraction exactly as fraction.js does.
 A single atom must be a `pure(...)` pattern (its `_pure` is set): methods
 given only pure arguments apply directly, without a join, as Strudel does.
+Operators take Strudel's structures: `pat.add(x)` (from the left),
+`pat.add.out(x)`, `.mix`, `.squeeze`, `.squeezeout`, `.reset`, `.restart`.
+
+Known differences from Strudel 1.1
+----------------------------------
+- Hap contexts (source locations, tags) are not modelled; `tactus` is kept
+  for the constructors and `steps`/`s_polymeter`, not for the experimental
+  stepwise `s_*` functions (not implemented), nor `pick`/`inhabit`/`arp` by
+  index lists beyond `arp`.
+- Where Strudel 1.1 throws on its own bug, this works: `linger` with a
+  negative amount, `arp` given a string. `fast(Fraction(0))` is silence as
+  `fast(0)` is (Strudel divides by zero); `compress(b, b)` is `nothing`.
+- Eager expansion is bounded (MAX_COUNT, MAX_SPAN_CYCLES) so hostile input
+  fails with a PatternError instead of hanging; Strudel has no bounds.
+- JavaScript has one number type: integral results stay Python ints
+  (`4 / 2` is `2`), others are floats; `Math.sin` is V8's (jsmath.py),
+  other Math functions (`pow`, `exp`, `log`) are the C library's and may
+  differ in the last bit.
+- `query` returns [] when the query raises PatternError (Strudel's
+  `queryArc`); `query_strict` raises.
 """
 
 from __future__ import annotations
@@ -1610,25 +1630,25 @@ class Pattern:
         return self.add(other)
 
     def __radd__(self, other: Any) -> Pattern:
-        return reify(other).add(self)
+        return _lift(other).add(self)
 
     def __sub__(self, other: Any) -> Pattern:
         return self.sub(other)
 
     def __rsub__(self, other: Any) -> Pattern:
-        return reify(other).sub(self)
+        return _lift(other).sub(self)
 
     def __mul__(self, other: Any) -> Pattern:
         return self.mul(other)
 
     def __rmul__(self, other: Any) -> Pattern:
-        return reify(other).mul(self)
+        return _lift(other).mul(self)
 
     def __truediv__(self, other: Any) -> Pattern:
         return self.div(other)
 
     def __rtruediv__(self, other: Any) -> Pattern:
-        return reify(other).div(self)
+        return _lift(other).div(self)
 
 
 class _BoundComposer:
@@ -1689,6 +1709,11 @@ COMPOSER_HOWS = ("out", "mix", "squeeze", "squeezein", "squeezeout", "reset", "r
 
 for _what in COMPOSER_NAMES:
     setattr(Pattern, _what, Composer(_what, Pattern.__dict__[_what]))
+
+
+def _lift(x: Any) -> Pattern:
+    """The left operand of `1 + pat`: a mini string, a pattern, or `pure(x)` (recorded, so it can be stored)."""
+    return reify(x) if isinstance(x, str | Pattern) else pure(x)
 
 
 def _gain_control(v: Any) -> dict[str, Any]:
