@@ -9,6 +9,8 @@ from __future__ import annotations
 from fractions import Fraction as F
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vtkernel.engine.patterns import mini as m
 from vtkernel.engine.patterns.mini import MiniError, mini, parse
@@ -158,3 +160,14 @@ def test_quotes_and_comments_as_krill_reads_them() -> None:
 def test_non_string_is_an_error() -> None:
     with pytest.raises(MiniError, match="expected a string"):
         mini(3)  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(text=st.text(max_size=60) | st.text(alphabet="ab01 ~-_.@!?*/:<>[]{}(),|%^'\"\n\t", max_size=60))
+def test_any_text_parses_or_fails_with_one_line(text: str) -> None:
+    try:
+        pat = mini(text)
+    except MiniError as err:
+        assert "\n" not in str(err) and str(err).startswith("mini-notation: ")
+        return
+    pat.query(0, 2)  # querying a parsed text never crashes (Strudel's errors give no haps)
