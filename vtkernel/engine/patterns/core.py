@@ -40,9 +40,9 @@ Operators take Strudel's structures: `pat.add(x)` (from the left),
 Known differences from Strudel 1.1
 ----------------------------------
 - Hap contexts (source locations, tags) are not modelled; `tactus` is kept
-  for the constructors and `steps`/`s_polymeter`, not for the experimental
-  stepwise `s_*` functions (not implemented), nor `pick`/`inhabit`/`arp` by
-  index lists beyond `arp`.
+  for the constructors, `steps` and `s_polymeter`. Not implemented: the
+  experimental stepwise `s_*` functions, `pick`/`inhabit`/`squeeze`,
+  `wchoose`, `transpose`/`scaleTranspose`, scale anchors.
 - Where Strudel 1.1 throws on its own bug, this works: `linger` with a
   negative amount, `arp` given a string. `fast(Fraction(0))` is silence as
   `fast(0)` is (Strudel divides by zero); `compress(b, b)` is `nothing`.
