@@ -8,8 +8,10 @@ Params:
   cycle is one bar and follows `set_meter`.
 
 Time: the cycle position of beat `b` is `b / beats_per_cycle`, always from
-beat 0 of the transport, so a replaced pattern keeps its phase (changing
-`cycle` itself rescales the position). The scheduler renders windows of
+beat 0 of the transport, so a replaced pattern keeps its phase. Changing
+`cycle` (or the meter, when `cycle` is 0) rescales the position; with the
+meter, the bar grid of `@bar` moves the same way, so cycles and bars stay
+together. The scheduler renders windows of
 float beats; each window edge is turned into an exact `Fraction` of cycles
 by one conversion (`beat_to_cycles`, rounding to 2**-32 beat), so two
 windows that share an edge share it exactly, the windows tile the time line,
