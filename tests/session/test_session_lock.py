@@ -175,9 +175,8 @@ def test_a_takeover_is_a_crash_only_when_the_recorded_holder_is_dead(tmp_path: P
 def test_a_reused_pid_does_not_pass_for_the_old_holder(tmp_path: Path) -> None:
     me = Holder.me()
     assert me.is_alive() is True
-    if me.start_ticks is None:
-        pytest.skip("no /proc start times here")
-    impostor = Holder(me.pid, me.host, me.since, me.boot_id, me.start_ticks + 1)
+    assert me.start_time is not None  # /proc on Linux, psutil elsewhere (VTKERNEL_PORTABLE=1)
+    impostor = Holder(me.pid, me.host, me.since, me.boot_id, me.start_time + 1.0)
     assert impostor.is_alive() is False
     assert Holder(me.pid, "elsewhere", me.since).is_alive() is None  # another host: cannot tell
 
@@ -187,3 +186,19 @@ def test_a_garbled_lock_file_is_ignored(tmp_path: Path) -> None:
     lock = SessionLock(tmp_path / "s.vt")
     assert lock.acquire() is None
     lock.release()
+
+
+def test_both_liveness_checks_agree_on_the_start_time(tmp_path: Path) -> None:
+    """/proc (Linux) and psutil (macOS, Windows, VTKERNEL_PORTABLE=1) must name the same start, or a
+    lock file written by one would call a live holder dead in the other."""
+    import psutil
+
+    from vtkernel.session import lock as lockmod
+
+    native = lockmod._proc_stat(os.getpid(), 19)
+    if native is None:
+        pytest.skip("no /proc here")
+    boot = lockmod._boot_time()
+    assert boot is not None
+    from_proc = boot + int(native) / os.sysconf("SC_CLK_TCK")
+    assert abs(from_proc - psutil.Process().create_time()) <= lockmod.START_TOLERANCE

@@ -181,3 +181,27 @@ def test_a_save_lands_within_about_a_second_of_disk_space_returning(
         assert SessionStore(path, engine.registry).load().document.modules["lfo1"].params["rate"] == 5.0  # type: ignore[union-attr]
     finally:
         manager.close()
+
+
+def test_a_replace_refused_by_a_readers_handle_is_retried_on_windows_only(tmp_path: Path, engine: Engine) -> None:
+    """Windows refuses to replace a file another process has open; POSIX never does, so there it is real."""
+    from vtkernel.engine import platform
+    from vtkernel.session import FileOps
+
+    refusals = [2]
+
+    def replace(src: str, dst: str) -> None:
+        if refusals[0] and ".tmp-" in src:
+            refusals[0] -= 1
+            raise PermissionError(13, "The process cannot access the file because it is being used by another process")
+        os.replace(src, dst)
+
+    store = SessionStore(tmp_path / "s.vtsession", engine.registry, ops=FileOps(replace=replace))
+    data = Encoder().encode(1, make_doc(2))
+    if platform.WINDOWS or platform.PORTABLE:
+        store.save(data, 1)
+        assert refusals == [0] and SessionStore(tmp_path / "s.vtsession", engine.registry).load() is not None
+    else:
+        with pytest.raises(VTError) as info:
+            store.save(data, 1)
+        assert info.value.code == "io_error" and refusals == [1]

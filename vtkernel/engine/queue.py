@@ -1,8 +1,9 @@
 """Lock-free many-producer / single-consumer command queue, and wake-ups.
 
 Producers append to a `collections.deque` (one atomic C call under the GIL)
-and write an `eventfd` only when the consumer may be asleep; the consumer
-blocks in `select` on that eventfd (no polling) and drains the deque. Neither
+and write a waker (an `eventfd` on Linux, a socket pair on macOS and
+Windows: `vtkernel.engine.platform`) only when the consumer may be asleep;
+the consumer blocks in `select` on it (no polling) and drains the deque. Neither
 side takes a lock.
 
 Why no lost wake-up: the consumer clears `_wake_pending` *before* it drains,
@@ -13,34 +14,32 @@ Two producers may both write: a spurious wake-up is harmless.
 
 from __future__ import annotations
 
-import os
 import select
 from collections import deque
 from typing import Any, Generic, TypeVar
+
+from vtkernel.engine.platform import SelfPipe
 
 T = TypeVar("T")
 
 
 class Waker:
-    """An eventfd that one thread sleeps on and any thread can set.
+    """A wake-up one thread sleeps on and any thread can set: an eventfd on Linux, a socket pair elsewhere.
 
+    The choice is made once (`vtkernel.engine.platform.SelfPipe`); both are
+    waited on with `select`, so nothing polls on any system.
     Owner: the sleeping thread calls `wait`/`clear`; any thread calls `wake`.
     """
 
     def __init__(self) -> None:
-        self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._pipe = SelfPipe()
+        self.fd = self._pipe.fileno()
 
     def wake(self) -> None:
-        try:
-            os.eventfd_write(self.fd, 1)
-        except (BlockingIOError, OSError):  # counter saturated or closed: a wake is pending anyway
-            pass
+        self._pipe.wake()
 
     def clear(self) -> None:
-        try:
-            os.eventfd_read(self.fd)
-        except (BlockingIOError, OSError):
-            pass
+        self._pipe.clear()
 
     def wait(self, timeout: float | None) -> bool:
         """Sleep until woken or `timeout` seconds pass; True if woken."""
@@ -50,10 +49,7 @@ class Waker:
         return bool(ready)
 
     def close(self) -> None:
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
+        self._pipe.close()
 
 
 class CommandQueue(Generic[T]):

@@ -1,8 +1,15 @@
-"""One kernel per session: an `flock` on `NAME.lock`, held for the kernel's lifetime.
+"""One kernel per session: a lock on `NAME.lock`, held for the kernel's lifetime.
 
-- `fcntl.flock(LOCK_EX | LOCK_NB)` on `NAME.lock`. The kernel releases it
-  when the holder dies, even under `kill -9`, so a dead kernel's lock is
-  simply taken.
+- `fcntl.flock(LOCK_EX | LOCK_NB)` on `NAME.lock` (Linux, macOS). The
+  system releases it when the holder dies, even under `kill -9`, so a dead
+  kernel's lock is simply taken. On Windows the same is a non-blocking
+  `msvcrt.locking` of one byte far past the file's text (so the holder's
+  name stays readable); with `VTKERNEL_PORTABLE=1` on Linux, `fcntl.lockf`
+  of that byte, the POSIX twin of Windows' semantics (per process,
+  released at death). `vtkernel.engine.platform` chooses once.
+- Whether the recorded holder is alive, and is the same process (a pid
+  can be reused): `/proc` on Linux, `psutil` elsewhere and when portable.
+  Both compare the process's start time in seconds since the epoch.
 - The holder writes its pid, host, boot id, process start time and the time
   it took the lock into the file, for the error a second kernel gets
   ("held by pid N on HOST since T"). A clean release empties the file, so
@@ -23,7 +30,7 @@
 from __future__ import annotations
 
 import datetime
-import fcntl
+import errno
 import json
 import os
 import socket
@@ -34,7 +41,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vtkernel.engine.platform import USE_FLOCK, USE_PROC, WINDOWS
 from vtkernel.protocol import VTError
+
+if WINDOWS:
+    import msvcrt
+else:
+    import fcntl
+
+LOCK_OFFSET = 1 << 30  # the byte a range lock covers: far past the holder's text, which stays readable
 
 # Locks held by this process, by resolved session path. Guarded by _held_lock,
 # except in a freshly forked child (one thread only), which just drops them.
@@ -50,7 +65,8 @@ def _close_in_child() -> None:
     _held.clear()
 
 
-os.register_at_fork(after_in_child=_close_in_child)
+if hasattr(os, "register_at_fork"):  # not on Windows, where there is no fork
+    os.register_at_fork(after_in_child=_close_in_child)
 
 
 @dataclass(frozen=True)
@@ -61,7 +77,7 @@ class Holder:
     host: str
     since: float  # time.time() when the lock was taken
     boot_id: str | None = None
-    start_ticks: int | None = None  # the process's start time, to tell a reused pid apart
+    start_time: float | None = None  # the process's start (epoch seconds), to tell a reused pid apart
 
     def describe(self) -> str:
         return f"pid {self.pid} on {self.host} since {format_time(self.since)}"
@@ -73,19 +89,14 @@ class Holder:
         boot = _boot_id()
         if self.boot_id and boot and self.boot_id != boot:
             return False  # the machine rebooted since
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass  # exists, belongs to someone else
-        except OSError:
-            return None
-        if _proc_state(self.pid) in ("Z", "X"):
+        alive = _exists(self.pid)
+        if alive is not True:
+            return alive
+        if _is_zombie(self.pid):
             return False  # killed and not yet reaped by its parent: it holds nothing and never runs again
-        if self.start_ticks is not None:
-            ticks = _start_ticks(self.pid)
-            if ticks is not None and ticks != self.start_ticks:
+        if self.start_time is not None:
+            started = _start_time(self.pid)
+            if started is not None and abs(started - self.start_time) > START_TOLERANCE:
                 return False  # the pid was reused by another process
         return True
 
@@ -96,7 +107,7 @@ class Holder:
                 "host": self.host,
                 "since": self.since,
                 "boot_id": self.boot_id,
-                "start_ticks": self.start_ticks,
+                "start_time": self.start_time,
             }
         )
 
@@ -107,20 +118,20 @@ class Holder:
             pid = data["pid"]
             if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
                 return None
-            ticks = data.get("start_ticks")
+            started = data.get("start_time")
             return cls(
                 pid,
                 str(data.get("host", "?")),
                 float(data.get("since", 0.0)),
                 data.get("boot_id") if isinstance(data.get("boot_id"), str) else None,
-                ticks if isinstance(ticks, int) and not isinstance(ticks, bool) else None,
+                float(started) if isinstance(started, (int, float)) and not isinstance(started, bool) else None,
             )
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
 
     @classmethod
     def me(cls) -> Holder:
-        return cls(os.getpid(), socket.gethostname(), time.time(), _boot_id(), _start_ticks(os.getpid()))
+        return cls(os.getpid(), socket.gethostname(), time.time(), _boot_id(), _start_time(os.getpid()))
 
 
 @dataclass(frozen=True)
@@ -179,14 +190,15 @@ class SessionLock:
     def _open_and_lock(self) -> int:
         try:
             # Never follow a link: the holder's name is written into this file.
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+            fd = os.open(self.path, flags | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOINHERIT", 0), 0o644)
         except OSError as exc:
             raise VTError("io_error", f"cannot open the lock file {self.path}: {exc.strerror}") from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise VTError("io_error", f"the lock file {self.path} is not a regular file; remove it")
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _try_lock(fd)
         except BlockingIOError:
             text = _read_text(fd)
             if not text.strip():  # the holder may be between flock and writing its name
@@ -250,20 +262,45 @@ def format_time(t: float) -> str:
         return "an unknown time"
 
 
+def _try_lock(fd: int) -> None:
+    """Take the lock without waiting; BlockingIOError if another process holds it."""
+    try:
+        if USE_FLOCK:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        elif WINDOWS:
+            os.lseek(fd, LOCK_OFFSET, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        else:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, LOCK_OFFSET, os.SEEK_SET)
+    except OSError as exc:
+        if isinstance(exc, BlockingIOError) or exc.errno in (errno.EACCES, errno.EAGAIN, getattr(errno, "EDEADLOCK", -1)):
+            raise BlockingIOError(errno.EAGAIN, "the lock is held") from None
+        raise
+
+
 def _read_text(fd: int) -> str:
     try:
-        return os.pread(fd, 4096, 0).decode("utf-8", "replace")
+        os.lseek(fd, 0, os.SEEK_SET)
+        return os.read(fd, 4096).decode("utf-8", "replace")  # no pread: Windows has none
     except OSError:
         return ""
 
 
 def _write_text(fd: int, text: str) -> None:
     os.ftruncate(fd, 0)
-    os.pwrite(fd, text.encode(), 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, text.encode())
     os.fsync(fd)
 
 
 def _boot_id() -> str | None:
+    if not USE_PROC:
+        try:
+            import psutil
+
+            return f"boot-{psutil.boot_time():.0f}"
+        except Exception:
+            return None
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
     except OSError:
@@ -279,7 +316,7 @@ def _wait_for_lock(fd: int) -> bool:
     while time.monotonic() < deadline:
         time.sleep(0.02)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _try_lock(fd)
             return True
         except BlockingIOError:
             continue
@@ -288,28 +325,85 @@ def _wait_for_lock(fd: int) -> bool:
     return False
 
 
-def _proc_state(pid: int) -> str | None:
-    """The process's state letter from /proc (Linux): "Z" for a zombie, or None."""
+START_TOLERANCE = 0.05  # seconds: the start time is computed from clock ticks on Linux
+
+
+def _exists(pid: int) -> bool | None:
+    """Whether a process with this pid exists (None: cannot tell)."""
+    if not USE_PROC or WINDOWS:
+        try:
+            import psutil
+
+            return bool(psutil.pid_exists(pid))
+        except Exception:
+            return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, belongs to someone else
+    except OSError:
+        return None
+    return True
+
+
+def _is_zombie(pid: int) -> bool:
+    """Killed and not yet reaped by its parent."""
+    if not USE_PROC:
+        try:
+            import psutil
+
+            return psutil.Process(pid).status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+        except Exception:
+            return False
+    return _proc_stat(pid, 0) in ("Z", "X")
+
+
+def _start_time(pid: int) -> float | None:
+    """When the process started, in epoch seconds (rounded to 10 ms), or None."""
+    if not USE_PROC:
+        try:
+            import psutil
+
+            return round(psutil.Process(pid).create_time(), 2)
+        except Exception:
+            return None
+    ticks = _proc_stat(pid, 19)
+    boot = _boot_time()
+    if ticks is None or boot is None:
+        return None
+    try:
+        return round(boot + int(ticks) / os.sysconf("SC_CLK_TCK"), 2)
+    except (ValueError, OSError):
+        return None
+
+
+def _proc_stat(pid: int, field: int) -> str | None:
+    """One field of /proc/PID/stat after the command name (0 is the state letter)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2]
+        return stat[stat.rindex(")") + 2 :].split()[field]
     except (OSError, ValueError, IndexError):
         return None
 
 
-def _start_ticks(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (Linux), or None."""
+def _boot_time() -> float | None:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat[stat.rindex(")") + 2 :].split()[19])
-    except (OSError, ValueError, IndexError):
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    except (OSError, ValueError):
         return None
+    return None
 
 
 def _pids_holding(path: Path, limit: int = 5) -> list[int]:
     """Processes with `path` open (Linux /proc scan, best effort, error path only)."""
     target = str(path.resolve())
     found: list[int] = []
+    if not USE_PROC:
+        return found
     try:
         pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
     except OSError:

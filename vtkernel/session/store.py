@@ -26,7 +26,9 @@ What a store will touch (the rule for crafted paths):
   to `NAME.corrupt`.
 
 A save: write a temp file in the same directory, `fsync` it, rotate the
-backups, `os.replace` it over `NAME`, `fsync` the directory. A reader (or a
+backups, `os.replace` it over `NAME`, `fsync` the directory. On Windows a
+replace that a reader's open handle refuses is retried for about a second,
+and there is no directory to fsync (NTFS journals the rename). A reader (or a
 crash) sees the old file or the new one, never a mix. A failed `fsync` is
 never retried on the same file: the temp file is dropped, the previous
 `NAME` stays, and the error is raised as `io_error`. The next save writes a
@@ -49,11 +51,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vtkernel.engine.document import Document
+from vtkernel.engine.platform import PORTABLE, WINDOWS
 from vtkernel.engine.schema import Registry
 from vtkernel.protocol import VTError
 from vtkernel.session.format import MAX_FILE_BYTES, Decoded, NewerFormatError, decode
 
 BACKUPS = 3
+# Not inherited by children, and binary on Windows (where O_CLOEXEC does not exist).
+_NOINHERIT = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOINHERIT", 0) | getattr(os, "O_BINARY", 0)
+REPLACE_TRIES, REPLACE_FIRST_DELAY = 8, 0.005  # Windows: up to ~1.3 s for a reader to let go
 _tmp_counter = itertools.count()
 
 
@@ -121,7 +127,7 @@ class SessionStore:
         tmp = self._write_temp(data)
         try:
             notes += self._rotate()
-            self._step("replacing the file", self.ops.replace, str(tmp), str(self.path))
+            self._step("replacing the file", self._replace, str(tmp), str(self.path))
         except BaseException:
             _unlink(tmp)
             raise
@@ -140,7 +146,7 @@ class SessionStore:
     def _write_temp(self, data: bytes) -> Path:
         tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}-{next(_tmp_counter)}")
         try:
-            fd = self.ops.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            fd = self.ops.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOINHERIT, 0o666)
         except OSError as exc:
             raise self._io_error("creating a temporary file", exc) from None
         try:
@@ -180,7 +186,7 @@ class SessionStore:
         for i in range(len(self.backup_paths) - 1, 0, -1):  # NAME.2 -> NAME.3, then NAME.1 -> NAME.2
             newer, older = str(self.backup_paths[i - 1]), str(self.backup_paths[i])
             if os.path.exists(newer):
-                self._step("rotating backups", self.ops.replace, newer, older)
+                self._step("rotating backups", self._replace, newer, older)
         first = self.backup_paths[0]
         link_tmp = first.with_name(f".{first.name}.tmp-{os.getpid()}-{next(_tmp_counter)}")
         try:
@@ -189,13 +195,13 @@ class SessionStore:
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
                 raise self._io_error("making a backup", exc) from None
             self._copy(self.path, link_tmp)  # a filesystem without hard links
-        self._step("making a backup", self.ops.replace, str(link_tmp), str(first))
+        self._step("making a backup", self._replace, str(link_tmp), str(first))
         return []
 
     def _copy(self, src: Path, dst: Path) -> None:
         try:
             data = src.read_bytes()
-            fd = self.ops.open(str(dst), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+            fd = self.ops.open(str(dst), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOINHERIT, 0o666)
             try:
                 view = memoryview(data)
                 while view:
@@ -208,10 +214,32 @@ class SessionStore:
             raise self._io_error("making a backup", exc) from None
 
     def _move_aside(self) -> None:
-        self.ops.replace(str(self.path), str(self.corrupt_path))
+        self._replace(str(self.path), str(self.corrupt_path))
         self._known_good = None
 
+    def _replace(self, src: str, dst: str) -> None:
+        """`os.replace`, retried briefly where a reader's open handle can refuse it (Windows).
+
+        On Windows, replacing a file that another process has open without
+        FILE_SHARE_DELETE (a reader, an indexer, an antivirus scan) fails
+        with PermissionError for as long as that handle lives, usually
+        milliseconds. POSIX never refuses a rename for an open file, so there
+        a PermissionError is a real one and is raised at once.
+        """
+        delay = REPLACE_FIRST_DELAY
+        for attempt in range(REPLACE_TRIES):
+            try:
+                self.ops.replace(src, dst)
+                return
+            except PermissionError:
+                if not (WINDOWS or PORTABLE) or attempt == REPLACE_TRIES - 1:
+                    raise
+                time.sleep(delay)
+                delay *= 2
+
     def _fsync_dir(self) -> None:
+        if WINDOWS:
+            return  # no directory handles to fsync; NTFS journals the rename itself
         fd = os.open(str(self.path.parent), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             self.ops.fsync(fd)

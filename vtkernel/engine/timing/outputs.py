@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import heapq
 import ipaddress
-import os
 import socket
 import struct
 import threading
@@ -35,6 +34,7 @@ from typing import Any
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 
+from vtkernel.engine.platform import SelfPipe
 from vtkernel.engine.schema import Event
 from vtkernel.engine.timing.clock import WallClock
 
@@ -70,7 +70,7 @@ class SchedulerOutputs:
         self._socks: dict[Destination, socket.socket] = {}
         self._resolving: dict[Destination, float] = {}  # destination -> when to try again
         self._resolved: deque[tuple[Destination, Any]] = deque()
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wake = SelfPipe()  # the resolver thread wakes the loop (eventfd, or a socket pair off Linux)
         self._midi: list[tuple[float, int, str, str, tuple[int, ...]]] = []
         self._midi_seq = 0
         self._midi_ports: dict[str, Any] = {}
@@ -78,7 +78,7 @@ class SchedulerOutputs:
     @property
     def wake_fd(self) -> int:
         """Readable when a host name has been resolved (the loop selects on it)."""
-        return self._wake_r
+        return self._wake.fileno()
 
     # ----- Outputs protocol -----------------------------------------------
 
@@ -185,18 +185,11 @@ class SchedulerOutputs:
         except OSError as exc:
             result = (module, exc, None)
         self._resolved.append((dest, result))
-        try:
-            os.write(self._wake_w, b"\0")
-        except OSError:
-            pass
+        self._wake.wake()
 
     def drain_resolved(self) -> None:
         """Take the resolver's results (scheduler thread, when `wake_fd` is readable)."""
-        try:
-            while os.read(self._wake_r, 4096):
-                pass
-        except OSError:
-            pass
+        self._wake.clear()
         while self._resolved:
             dest, (module, family, addr) = self._resolved.popleft()
             if isinstance(family, BaseException):
@@ -272,8 +265,4 @@ class SchedulerOutputs:
                     port.close()
                 except Exception:
                     pass
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        self._wake.close()
