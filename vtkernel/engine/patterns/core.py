@@ -44,7 +44,8 @@ Known differences from Strudel 1.1
   experimental stepwise `s_*` functions, `pick`/`inhabit`/`squeeze`,
   `wchoose`, `transpose`/`scaleTranspose`, scale anchors.
 - Where Strudel 1.1 throws on its own bug, this works: `linger` with a
-  negative amount, `arp` given a string. `fast(Fraction(0))` is silence as
+  negative amount, `zoom`/`linger` of a pattern without a step count
+  (Strudel reads `tactus.mulmaybe` of undefined), `arp` given a string. `fast(Fraction(0))` is silence as
   `fast(0)` is (Strudel divides by zero); `compress(b, b)` is `nothing`.
 - Eager expansion is bounded (MAX_COUNT, MAX_SPAN_CYCLES) so hostile input
   fails with a PatternError instead of hanging; Strudel has no bounds.
@@ -1190,7 +1191,7 @@ class Pattern:
         count = _js_array_len(js_number(n))
 
         def func(o: Any) -> Pattern:
-            base = o if isinstance(o, dict) else {}
+            base = _js_assign_source(o)
             return sequence(
                 *[{**base, "begin": _js_div(i, n), "end": _js_div(i + 1, n)} for i in range(count)]
             )
@@ -1709,6 +1710,15 @@ COMPOSER_HOWS = ("out", "mix", "squeeze", "squeezein", "squeezeout", "reset", "r
 
 for _what in COMPOSER_NAMES:
     setattr(Pattern, _what, Composer(_what, Pattern.__dict__[_what]))
+
+
+def _js_assign_source(o: Any) -> dict[str, Any]:
+    """What `Object.assign({}, o)` copies: a mapping's keys, a string's or array's items by index, else nothing."""
+    if isinstance(o, dict):
+        return o
+    if isinstance(o, str | list):
+        return {str(i): x for i, x in enumerate(o)}
+    return {}
 
 
 def _lift(x: Any) -> Pattern:
