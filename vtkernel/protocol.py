@@ -457,6 +457,7 @@ class GetHapsMsg(BaseModel):
     cycles: tuple[float, float] = (0.0, 4.0)
     svg: bool = False
     watch: bool = False
+    width: int = Field(640, ge=160, le=4096)  # of the drawing, in CSS pixels (the panel sends its own width)
 
     _module = field_validator("module")(_check_name)
 

@@ -14,6 +14,7 @@
 
 const HELLO = { protocol: 1, shell: "editor", telemetry: true, script: true };
 const COMM_TARGET = "vtkernel.state";
+const PIANOROLL_CYCLES = 4; // cycles a pianoroll shows: a page, turned when the playhead leaves it
 const HELLO_RETRY_MS = 2000;
 const RESYNC_RETRY_MS = 2000;
 const LOG_LIMIT = 200;
@@ -177,6 +178,8 @@ class VtClient {
     this.history = [];
     this.resyncing = false;
     this.resyncTimer = null;
+    this.haps = new Map(); // module -> the newest `haps` message (its pianoroll), kept fresh by the kernel
+    this.hapsWindows = new Map(); // module -> [begin, end] cycles asked for
     this.transport = widgetTransport(model, (msg) => this.receive(msg));
     // JupyterLab and Notebook 7 give the widget manager's kernel connection; elsewhere there is none.
     this.kernel = model.widget_manager?.kernel ?? null;
@@ -263,6 +266,51 @@ class VtClient {
     this.hello();
   }
 
+  // ----- pianorolls: the kernel computes what a source module plays (protocol `get_haps`)
+
+  /** Keep the haps of `module` over PIANOROLL_CYCLES cycles from `begin` fresh; idempotent. */
+  watchHaps(module, begin = this.pageStart(module), force = false) {
+    const window = [begin, begin + PIANOROLL_CYCLES];
+    const old = this.hapsWindows.get(module);
+    if (!force && old && old[0] === window[0] && old[1] === window[1]) return;
+    this.hapsWindows.set(module, window);
+    const width = Math.round(this.rollWidth || 640);
+    this.request({ type: "get_haps", module, cycles: window, svg: true, watch: true, width }, (reply) => {
+      if (reply.type === "error") {
+        this.hapsWindows.delete(module);
+        this.haps.set(module, { module, error: reply.error });
+        this.emit("haps", module);
+      }
+    });
+  }
+
+  forgetHaps(module) {
+    this.hapsWindows.delete(module);
+    this.haps.delete(module);
+  }
+
+  /** The cycle a source module is at now (from telemetry), or null. */
+  cycleNow(module) {
+    const t = this.telemetry;
+    const beats = this.haps.get(module)?.cycle_beats;
+    if (!t || typeof t.beat !== "number" || !beats) return null;
+    return t.beat / beats;
+  }
+
+  pageStart(module) {
+    const now = this.cycleNow(module);
+    return now === null ? 0 : Math.floor(now / PIANOROLL_CYCLES) * PIANOROLL_CYCLES;
+  }
+
+  /** When the playhead leaves a pianoroll's window, ask for the next page of cycles. */
+  followPlayhead() {
+    if (!this.telemetry?.playing) return;
+    for (const [module, [begin, end]] of this.hapsWindows) {
+      const now = this.cycleNow(module);
+      if (now !== null && (now >= end || now < begin)) this.watchHaps(module, this.pageStart(module));
+    }
+  }
+
   setNotice(text) {
     this.notice = text;
     this.emit("notice", text);
@@ -329,6 +377,9 @@ class VtClient {
         if (this.reconnected) {
           this.reconnected = false;
           this.setNotice(`Reconnected to the restarted kernel (v${msg.version}).`);
+          const windows = [...this.hapsWindows.entries()];
+          this.hapsWindows.clear(); // a new subscription: ask again for what the views show
+          for (const [module, [begin]] of windows) if (msg.state.modules?.[module]) this.watchHaps(module, begin);
         }
         this.setStatus("live");
         this.emit("doc", { full: true, ops: [] });
@@ -361,6 +412,18 @@ class VtClient {
       case "telemetry":
         this.telemetry = msg;
         this.emit("telemetry");
+        this.followPlayhead();
+        break;
+      case "haps":
+        if (msg.id != null) {
+          const onReply = this.replies.get(msg.id);
+          this.replies.delete(msg.id);
+          onReply?.(msg);
+        }
+        if (this.hapsWindows.has(msg.module)) {
+          this.haps.set(msg.module, msg);
+          this.emit("haps", msg.module);
+        }
         break;
       case "ack":
       case "error": {
@@ -800,6 +863,96 @@ class TextControl extends Control {
   }
 }
 
+/**
+ * A pattern param (kind "pattern"): mini-notation as text, or the JSON form of a pattern built in
+ * Python. Enter or leaving the field sends it. A parse error is shown next to the field and the
+ * user's text stays, even after they leave it, until it is accepted or they press Escape.
+ */
+class PatternControl extends Control {
+  constructor(view, opts, spec, hook) {
+    super(view, opts);
+    const id = nextId("pat");
+    this.labelEl = h("label", { for: id, text: opts.shortLabel });
+    this.input = h("input", {
+      type: "text",
+      id,
+      class: "vt-text vt-pattern-text",
+      spellcheck: false,
+      autocomplete: "off",
+      placeholder: "bd*2 [~ sd] <cp hh>",
+      ...hook,
+    });
+    this.input.title = (spec.doc ? `${spec.doc} ` : "") + "(Enter to apply, Escape to undo your edit)";
+    this.dirty = false;
+    this.kept = false; // a rejected draft, kept until accepted or Escape
+    this.input.addEventListener("input", () => {
+      this.dirty = true;
+    });
+    this.input.addEventListener("change", () => this.commitTyped());
+    this.input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") {
+        e.preventDefault();
+        this.commitTyped();
+      } else if (e.key === "Escape") {
+        this.dirty = false;
+        this.kept = false;
+        this.error.textContent = "";
+        this.setInvalid(false);
+        this.sync(true);
+      }
+    });
+  }
+
+  commitTyped() {
+    if (!this.dirty && !this.kept) return;
+    this.dirty = false;
+    this.commit(patternFromText(this.input.value));
+  }
+
+  rejected() {
+    this.kept = true;
+  }
+
+  accepted() {
+    this.kept = false;
+  }
+
+  inputs() {
+    return [this.input];
+  }
+
+  editing() {
+    return this.kept || (this.dirty && document.activeElement === this.input);
+  }
+
+  show(value) {
+    this.dirty = false;
+    const text = patternToText(value);
+    if (this.input.value !== text) this.input.value = text;
+  }
+
+  elements() {
+    return [this.labelEl, this.input];
+  }
+}
+
+/** Mini-notation stays text; a pattern's JSON form (an object) is shown and read as JSON. */
+function patternToText(value) {
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+function patternFromText(text) {
+  const t = text.trim();
+  if (t.startsWith("{")) {
+    try {
+      return JSON.parse(t);
+    } catch {
+      return t; // the kernel says what is wrong with it
+    }
+  }
+  return t;
+}
+
 // ---------------------------------------------------------------- the view
 
 class PanelView {
@@ -1019,6 +1172,7 @@ class PanelView {
     else if (kind === "schema") this.renderAll();
     else if (kind === "script") this.renderScript();
     else if (kind === "telemetry") this.renderTelemetry();
+    else if (kind === "haps") this.renderPianoroll(detail);
     else if (kind === "log") this.renderLog();
     else if (kind === "status") this.renderStatus();
     else if (kind === "notice") this.notice.textContent = detail;
@@ -1057,6 +1211,7 @@ class PanelView {
       if (!modules[name] || modules[name].type !== entry.type) {
         entry.fieldset.remove();
         this.modules.delete(name);
+        this.client.forgetHaps(name);
       }
     }
     const names = Object.keys(modules).sort();
@@ -1072,6 +1227,7 @@ class PanelView {
       }
       before = entry.fieldset;
       this.ensureParams(entry, name, modules[name]);
+      this.ensurePianoroll(entry, name, modules[name]);
     }
     this.empty.hidden = names.length > 0;
     const touched = detail && !detail.full ? touchedParams(detail.ops) : null;
@@ -1128,6 +1284,55 @@ class PanelView {
     }
   }
 
+  /** A source module without a step strip of its own gets a pianoroll of its next cycles. */
+  ensurePianoroll(entry, name, mod) {
+    const type = this.client.schema[mod.type];
+    if (entry.roll || type?.role !== "pattern" || type.params?.steps) return;
+    entry.roll = h("div", { class: "vt-pianoroll", "data-vt-pianoroll": name, "aria-label": `${name}: the next cycles` });
+    entry.fieldset.append(entry.roll);
+    this.client.watchHaps(name);
+    this.renderPianoroll(name);
+  }
+
+  renderPianoroll(name) {
+    const entry = this.modules.get(name);
+    const msg = this.client.haps.get(name);
+    if (!entry?.roll || !msg) return;
+    if (msg.error) {
+      entry.roll.replaceChildren(h("div", { class: "vt-field-error", text: `pianoroll: ${msg.error.message}` }));
+      return;
+    }
+    // Our kernel's own drawing (vtkernel.pictures.pianoroll): inline, so it takes the theme's colours.
+    entry.roll.innerHTML = msg.svg ?? "";
+    // Drawn at the width it is shown at, so its text keeps the size the kernel chose: ask again once.
+    const shown = entry.roll.clientWidth;
+    const drawn = Number(entry.roll.querySelector("svg")?.getAttribute("width"));
+    if (shown >= 160 && Math.abs(shown - drawn) > 40 && this.client.rollWidth !== Math.min(shown, 4096)) {
+      this.client.rollWidth = Math.min(shown, 4096);
+      const window = this.client.hapsWindows.get(name);
+      if (window) this.client.watchHaps(name, window[0], true);
+    }
+    entry.roll.dataset.vtVersion = String(msg.version);
+    entry.roll.dataset.vtHaps = String(msg.haps.length);
+    this.movePlayhead(name);
+  }
+
+  movePlayhead(name) {
+    const svg = this.modules.get(name)?.roll?.querySelector("svg[data-vt-cycles]");
+    const head = svg?.querySelector("[data-vt-playhead]");
+    if (!head) return;
+    const [begin, end] = svg.dataset.vtCycles.split(" ").map(Number);
+    const [left, right] = svg.dataset.vtPlot.split(" ").map(Number);
+    const now = this.client.cycleNow(name);
+    const shown = now !== null && this.client.telemetry?.playing && now >= begin && now <= end;
+    head.setAttribute("visibility", shown ? "visible" : "hidden");
+    if (shown) {
+      const x = (left + ((now - begin) / (end - begin)) * (right - left)).toFixed(1);
+      head.setAttribute("x1", x);
+      head.setAttribute("x2", x);
+    }
+  }
+
   makeControl(module, param, spec) {
     const label = `${module}.${param}`;
     const opts = {
@@ -1140,6 +1345,7 @@ class PanelView {
     if (spec.kind === "float" || spec.kind === "int") return new NumberControl(this, opts, spec, hook);
     if (spec.kind === "enum") return new SelectControl(this, opts, spec.choices || [], hook);
     if (spec.kind === "bool") return new BoolControl(this, opts, hook);
+    if (spec.kind === "pattern") return new PatternControl(this, opts, spec, hook);
     return new TextControl(this, opts, spec, hook);
   }
 
@@ -1199,6 +1405,7 @@ class PanelView {
     // The step each sequencer is playing: a pure function of the beat (patterns keep their phase).
     const modules = this.client.doc?.modules || {};
     for (const [name, entry] of this.modules) {
+      if (entry.roll) this.movePlayhead(name);
       const steps = entry.controls.get("steps");
       if (!steps?.viz) continue;
       const cells = steps.viz.children;

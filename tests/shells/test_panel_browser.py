@@ -43,6 +43,7 @@ vt.module("lfo1", "lfo", rate=2.0, depth=1.0, shape="sine")
 vt.module("lfo2", "lfo", rate=0.5, shape="saw")
 vt.module("s1", "seq", steps=[60, None, 62, 64], division=4)
 vt.connect("lfo1.out", "lfo2.depth")
+vt.module("drums", "pattern", pattern="bd*2 [~ sd]")
 """
 
 
@@ -132,6 +133,8 @@ def test_the_panel_renders_the_current_document(page: Any) -> None:
                 "lfo2.shape",
                 "s1.steps",
                 "s1.division",
+                "drums.pattern",
+                "drums.cycle",
             ]
         )
 
@@ -332,6 +335,95 @@ def test_a_typed_number_is_a_draft_until_enter_and_is_never_overwritten(page: An
     page.keyboard.press("Escape")
     wait_input(page, '[data-vt-param="lfo1.rate"]', "3.5")
     assert value_in_kernel(kernel_side, "lfo1", "rate") == 3.5
+
+
+def pianoroll_blocks(page: Any, module: str) -> dict[str, int]:
+    """Row label -> number of hap blocks in that row of `module`'s pianoroll in the first panel."""
+    return dict(
+        page.evaluate(
+            """(m) => { const svg = document.querySelector(`.vt-panel [data-vt-pianoroll="${m}"] svg`);
+                const rows = {}; const labels = [...svg.querySelectorAll('text[text-anchor="end"]')];
+                for (const r of svg.querySelectorAll('rect')) {
+                    if (!r.querySelector('title')) continue;
+                    const y = Number(r.getAttribute('y')) + Number(r.getAttribute('height')) / 2;
+                    const label = labels.reduce((a, t) => Math.abs(Number(t.getAttribute('y')) - 3.5 - y) <
+                        Math.abs(Number(a.getAttribute('y')) - 3.5 - y) ? t : a);
+                    rows[label.textContent] = (rows[label.textContent] || 0) + 1;
+                }
+                return Object.entries(rows); }""",
+            module,
+        )
+    )
+
+
+def test_a_pattern_param_is_edited_as_text_with_its_parse_error_inline(page: Any, kernel_side: VTClient) -> None:
+    pattern = param(page, "drums.pattern")
+    assert pattern.input_value() == "bd*2 [~ sd]"
+    # the pianoroll of the next 4 cycles: 2 bd and 1 sd per cycle
+    page.wait_for_function("() => document.querySelector('.vt-panel [data-vt-pianoroll=\"drums\"] svg')", timeout=5000)
+    assert pianoroll_blocks(page, "drums") == {"bd": 8, "sd": 4}
+    # a parse error: one line naming the column, next to the field; the typed text stays
+    pattern.fill("bd*2 [~ sd")
+    pattern.press("Enter")
+    error = panel(page).locator('[data-vt-error-for="drums.pattern"]')
+    page.wait_for_function(
+        "() => document.querySelector('.vt-panel [data-vt-error-for=\"drums.pattern\"]').textContent !== ''", timeout=5000
+    )
+    assert "column 11" in error.inner_text() and "\n" not in error.inner_text()
+    assert pattern.get_attribute("aria-invalid") == "true"
+    assert value_in_kernel(kernel_side, "drums", "pattern") == "bd*2 [~ sd]"
+    # ... even after leaving the field and a change to the same module from elsewhere
+    panel(page).locator("[data-vt-command]").focus()
+    reply = kernel_side.call({"op": "set_param", "module": "drums", "param": "cycle", "value": 8.0})
+    wait_panels_at(page, reply["version"])
+    assert pattern.input_value() == "bd*2 [~ sd"
+    # fixed: accepted, the error goes, the pianoroll redraws from the kernel's new haps
+    pattern.fill("hh*4")
+    pattern.press("Enter")
+    wait_kernel(kernel_side, "drums", "pattern", "hh*4")
+    page.wait_for_function(
+        "() => document.querySelector('.vt-panel [data-vt-pianoroll=\"drums\"]').dataset.vtHaps === '16'", timeout=5000
+    )
+    assert pianoroll_blocks(page, "drums") == {"hh": 16}
+    assert error.inner_text() == "" and pattern.get_attribute("aria-invalid") is None
+    # a change from elsewhere redraws it too
+    reply = kernel_side.call({"op": "set_param", "module": "drums", "param": "pattern", "value": "<bd sd> cp"})
+    wait_input(page, '[data-vt-param="drums.pattern"]', "<bd sd> cp", timeout_ms=3000)
+    page.wait_for_function(
+        "() => document.querySelector('.vt-panel [data-vt-pianoroll=\"drums\"]').dataset.vtHaps === '8'", timeout=5000
+    )
+    assert pianoroll_blocks(page, "drums") == {"bd": 2, "sd": 2, "cp": 4}
+    kernel_side.call({"op": "set_param", "module": "drums", "param": "cycle", "value": 0.0})
+
+
+@pytest.mark.parametrize("theme", [LIGHT, DARK])
+def test_the_pianoroll_is_drawn_in_the_themes_colours_with_a_moving_playhead(page: Any, kernel_side: VTClient, theme: str) -> None:
+    set_theme(page, theme)
+    kernel_side.call({"op": "set_param", "module": "drums", "param": "pattern", "value": "bd*2 [~ sd], hh*4"})
+    page.wait_for_function(
+        "() => document.querySelector('.vt-panel [data-vt-pianoroll=\"drums\"]').dataset.vtHaps === '28'", timeout=5000
+    )
+    roll = panel(page).locator('[data-vt-pianoroll="drums"]')
+    colors = roll.evaluate(
+        """(el) => { let node = el, bg = 'rgba(0, 0, 0, 0)';
+            while (node && (bg === 'rgba(0, 0, 0, 0)' || bg === 'transparent')) { bg = getComputedStyle(node).backgroundColor; node = node.parentElement; }
+            return {bg, text: getComputedStyle(el.querySelector('svg text')).fill}; }"""
+    )
+    assert abs(_luminance(colors["text"]) - _luminance(colors["bg"])) > 0.5, colors
+    # playing: the playhead shows and moves with the telemetry's beat
+    kernel_side.call({"op": "play"})
+    try:
+        head = '.vt-panel [data-vt-pianoroll="drums"] [data-vt-playhead]'
+        page.wait_for_function(f"() => document.querySelector('{head}').getAttribute('visibility') === 'visible'", timeout=5000)
+        x0 = float(page.locator(head).first.get_attribute("x1") or 0)
+        page.wait_for_function(f"(x) => Number(document.querySelector('{head}').getAttribute('x1')) > x + 5", arg=x0, timeout=5000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        slug = "dark" if theme == DARK else "light"
+        panel(page).locator('[data-vt-module="drums"]').screenshot(path=str(ARTIFACTS / f"pianoroll-{slug}.png"))
+    finally:
+        kernel_side.call({"op": "stop"})
+        if theme == DARK:
+            set_theme(page, LIGHT)
 
 
 def _luminance(rgb: str) -> float:

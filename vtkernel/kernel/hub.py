@@ -91,7 +91,7 @@ class Client:
     needs_snapshot: bool = False
     closed: bool = False
     # Modules whose haps this client watches (`get_haps` with watch): module -> (begin, end, svg).
-    haps_watch: dict[str, tuple[float, float, bool]] = field(default_factory=dict)
+    haps_watch: dict[str, tuple[float, float, bool, int]] = field(default_factory=dict)
     # iopub messages ipykernel publishes for each message this client sends (the panel's widget
     # comm keeps its busy/idle pair; hub comms go without, see subshell.dispatch_quietly).
     iopub_per_message: int = 0
@@ -403,21 +403,22 @@ class Hub:
             client.haps_watch.pop(msg.module, None)
         elif msg.module not in client.haps_watch and len(client.haps_watch) >= MAX_HAPS_WATCHES:
             raise VTError("invalid_command", f"a client may watch at most {MAX_HAPS_WATCHES} modules' haps")
-        self._send_haps(client, msg.module, begin, end, msg.svg, msg.id)
+        self._send_haps(client, msg.module, begin, end, msg.svg, msg.width, msg.id)
         if msg.watch:
-            client.haps_watch[msg.module] = (begin, end, msg.svg)
+            client.haps_watch[msg.module] = (begin, end, msg.svg, msg.width)
 
-    def _send_haps(self, client: Client, module: str, begin: float, end: float, svg: bool, msg_id: Any) -> None:
+    def _send_haps(self, client: Client, module: str, begin: float, end: float, svg: bool, width: int, msg_id: Any) -> None:
         from vtkernel.pictures import haps_reply
 
         snap = client.sent or self.engine.snapshot
-        self._send(client, haps_reply(snap.doc, snap.version, self.engine.registry, module, begin, end, svg=svg, msg_id=msg_id))
+        reply = haps_reply(snap.doc, snap.version, self.engine.registry, module, begin, end, svg=svg, width=width, msg_id=msg_id)
+        self._send(client, reply)
 
     def _haps_after(self, client: Client, paths: list[Path] | None) -> None:
         """After a delta (its `paths`) or a snapshot (None): fresh haps for each watched module it touched."""
         doc = client.sent.doc if client.sent is not None else self.engine.snapshot.doc
         meter = paths is None or any(p[:1] == ("clock",) and (len(p) == 1 or p[1] == "meter") for p in paths)
-        for module, (begin, end, svg) in list(client.haps_watch.items()):
+        for module, (begin, end, svg, width) in list(client.haps_watch.items()):
             if module not in doc.modules:
                 del client.haps_watch[module]  # removed: the client sees that in the delta itself
                 continue
@@ -425,7 +426,7 @@ class Hub:
             if not touched:
                 continue
             try:
-                self._send_haps(client, module, begin, end, svg, None)
+                self._send_haps(client, module, begin, end, svg, width, None)
             except VTError as exc:  # e.g. it became a signal module: stop watching, say why once
                 del client.haps_watch[module]
                 self._reply_error(client, None, exc)

@@ -324,7 +324,16 @@ def _jsonable(value: Any) -> Any:
 
 
 def haps_reply(
-    doc: Any, version: int, registry: Any, module: str, begin: float, end: float, *, svg: bool = False, msg_id: Any = None
+    doc: Any,
+    version: int,
+    registry: Any,
+    module: str,
+    begin: float,
+    end: float,
+    *,
+    svg: bool = False,
+    width: int = 640,
+    msg_id: Any = None,
 ) -> dict[str, Any]:
     """The protocol's `haps` message for `module` of document `doc` (docs/protocol.md, `get_haps`).
 
@@ -361,5 +370,5 @@ def haps_reply(
         "truncated": truncated,
     }
     if svg:
-        msg["svg"] = pianoroll_svg(haps, begin, end, label=f"{module} pianoroll")
+        msg["svg"] = pianoroll_svg(haps, begin, end, width=width, label=f"{module} pianoroll")
     return msg
