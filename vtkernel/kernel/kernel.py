@@ -43,6 +43,18 @@ from vtkernel.verbs import VERBS
 log = logging.getLogger("vtkernel")
 
 
+def _pattern_picture(pattern: Any, kind: str) -> str | None:
+    """A pattern's pianoroll for the display formatter; None (plain text instead) if it cannot be queried."""
+    from vtkernel.pictures import pianoroll
+
+    try:
+        pic = pianoroll(pattern, cycles=4)
+    except Exception:  # a pattern that fails to query still prints as text
+        log.debug("vtkernel: no pianoroll for %r", pattern, exc_info=True)
+        return None
+    return pic._repr_html_() if kind == "html" else pic._repr_svg_()
+
+
 class VTKernel(IPythonKernel):  # type: ignore[misc]
     """The kernel: wires engine, runtime, hub, services and magics.
 
@@ -111,6 +123,10 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
         picture = lambda snap: Picture(patch_svg(snap, self.engine.registry))  # noqa: E731
         formatters["text/html"].for_type(Snapshot, lambda snap: picture(snap)._repr_html_())
         formatters["image/svg+xml"].for_type(Snapshot, lambda snap: picture(snap)._repr_svg_())
+        # A pattern shows its pianoroll (4 cycles), as Strudel's editor can; its repr stays the text.
+        pattern_class = "vtkernel.engine.patterns.core.Pattern"
+        formatters["text/html"].for_type_by_name(*pattern_class.rsplit(".", 1), lambda p: _pattern_picture(p, "html"))
+        formatters["image/svg+xml"].for_type_by_name(*pattern_class.rsplit(".", 1), lambda p: _pattern_picture(p, "svg"))
 
     def _runtime_report(self, line: str) -> None:
         """Reader thread of the runtime: a problem with outputs, said once."""
