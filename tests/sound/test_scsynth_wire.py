@@ -192,3 +192,19 @@ def test_dead_port_is_reported_once_and_the_clock_keeps_running(rx: OscReceiver)
     finally:
         runtime.stop()
         engine.stop()
+
+
+def test_the_synthdefs_go_out_when_the_module_appears_before_any_event(rx: OscReceiver) -> None:
+    """Through the real scheduler process, transport stopped: declaring the module connects it."""
+    engine = Engine().start()
+    runtime = Runtime(engine, lookahead=0.05).start()
+    try:
+        add = {"op": "add_module", "name": "sc", "type": "scsynth", "params": {"port": rx.port, "group": 7}}
+        assert engine.call(parse_command(add)).error is None
+        assert runtime.wait_synced()
+        got = rx.wait_for(2, timeout=10)
+        assert [m.address for m in got[:2]] == ["/d_recv", "/g_new"] and got[1].args == (7, 0, 0)
+        assert not runtime.telemetry().get("playing")
+    finally:
+        runtime.stop()
+        engine.stop()

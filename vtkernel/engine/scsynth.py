@@ -16,8 +16,10 @@ Each event becomes one OSC bundle timetagged at the event's exact time:
   voice is started held (`sustain 0`) and a second bundle, `/n_set NODE gate
   0`, is timetagged at the note's end.
 
-Connecting. Without sclang a server has no SynthDefs and no group 1. Before
-the first event to a server, the sink sends `/d_recv` with the SynthDefs this
+Connecting. Without sclang a server has no SynthDefs and no group 1. When the
+module appears in the scheduler (`connect_output`, called by the renderer after
+each structural change), and again before any event if that did not happen,
+the sink sends `/d_recv` with the SynthDefs this
 package ships (`vtkernel/engine/synthdefs/*.scsyndef`, compiled by
 `scripts/build_synthdefs.py` with supriya; nothing here needs supriya) and
 `/g_new GROUP 0 0`. scsynth loads definitions asynchronously: about two audio
@@ -306,6 +308,10 @@ class ScsynthOut(ModuleType):
         ),
     }
     inputs = ("in",)
+
+    def connect_output(self, p: Params, out: Outputs) -> None:
+        """When the module appears (the renderer's hook): send the SynthDefs before any event needs them."""
+        CONNECTIONS.connect(self.name, p["host"], p["port"], p["group"], out)
 
     def emit(self, p: Params, event: Event, out: Outputs) -> None:
         host, port, group = p["host"], p["port"], p["group"]

@@ -230,6 +230,23 @@ class Renderer:
         for name in list(self.last_values):
             if name not in names:
                 del self.last_values[name]
+        self._connect_outputs()
+
+    def _connect_outputs(self) -> None:
+        """Let sinks that prepare their receiver do it now, before their first event (scsynth: its SynthDefs).
+
+        A sink opts in with a method `connect_output(p, out)`; it must not block, and it
+        is called after every structural change (so it must be cheap when already done).
+        """
+        for name, module in self.live["modules"].items():
+            cls = self.types.get(module.get("type", ""))
+            if cls is None or getattr(cls, "connect_output", None) is None or name in self.muted:
+                continue
+            inst = self._instance(name)
+            try:
+                inst.connect_output(self._params(name), self.out)  # type: ignore[union-attr]
+            except Exception as exc:
+                self._mute(name, "connect_output", exc)
 
     def _forget(self, name: str) -> None:
         """A module was edited: its problems are reported again (once) if they happen again."""
