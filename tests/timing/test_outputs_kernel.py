@@ -112,3 +112,33 @@ def test_superdirt_plays_a_pattern_and_a_bar_quantized_edit_lands_on_the_cycle_b
     ]
     ahead = [r.ahead for r in got]
     assert all(a is not None and a > 0 for a in ahead)
+
+
+def poll(kernel: Kernel, expr: str, predicate: Any, timeout: float = 15.0) -> Any:
+    """Evaluate `expr` in the kernel until `predicate(value)` holds (each try is a cell round trip)."""
+    import ast
+
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = ast.literal_eval(kernel.ok(f"print(repr({expr}))").strip())
+        if predicate(value):
+            return value
+    raise AssertionError(f"{expr} stayed {value!r}")
+
+
+def test_an_unreachable_superdirt_is_reported_once_per_edit_and_the_clock_keeps_going(kernel: Kernel):
+    from tests.timing.conftest import free_udp_port
+
+    port = free_udp_port()  # nothing listens there
+    kernel.ok("import time\nk = get_ipython().kernel\nwhile not k.runtime.alive:\n    time.sleep(0.01)")
+    kernel.ok(f"vt.bpm({BPM})\nvt.module('drums', 'pattern', pattern='bd*4')\nvt.superdirt(port={port})\nvt.play()")
+    count = "sum('nothing listens' in line for line in k.runtime.reports())"
+    poll(kernel, count, lambda n: n == 1)
+    rendered = poll(kernel, "k.runtime.telemetry().get('events', 0)", lambda n: n > 0)
+    kernel.ok("vt.set('superdirt.orbit', 1)")  # an edit of that output: its next refusal is news again
+    poll(kernel, count, lambda n: n == 2)
+    lines = poll(kernel, "[l for l in k.runtime.reports() if 'nothing listens' in l]", lambda ls: len(ls) == 2)
+    assert all("\n" not in line and f"127.0.0.1:{port}" in line and line.startswith("superdirt: ") for line in lines)
+    # The clock never stopped: events are still rendered and sent (into the void).
+    poll(kernel, "k.runtime.telemetry().get('events', 0)", lambda n: n > rendered + 8)
