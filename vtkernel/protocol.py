@@ -16,7 +16,7 @@ import math
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, TypeAdapter, ValidationError, field_validator
 
 PROTOCOL_VERSION = 1
 COMM_TARGET = "vtkernel.state"
@@ -427,6 +427,19 @@ class GetScriptMsg(BaseModel):
     id: MsgId | None = None
 
 
+class ScriptViewMsg(BaseModel):
+    """Extension: the client's code shell is showing (`on`) or hidden; scripts go only while it shows.
+
+    A hello with `"script": true` starts with it showing. Turning it on sends
+    the current script at once.
+    """
+
+    model_config = _MSG
+    type: Literal["script_view"]
+    id: MsgId | None = None
+    on: StrictBool
+
+
 class RunScriptMsg(BaseModel):
     """Extension: the code shell's EDIT mode applies an edited script."""
 
@@ -486,10 +499,10 @@ class HapsMsg(BaseModel):
 
 
 ClientMsg = Annotated[
-    Union[CommandMsg, TextMsg, ResyncMsg, GetScriptMsg, RunScriptMsg, GetHapsMsg],
+    Union[CommandMsg, TextMsg, ResyncMsg, GetScriptMsg, RunScriptMsg, GetHapsMsg, ScriptViewMsg],
     Field(discriminator="type"),
 ]
-CLIENT_MSG_TYPES = ("command", "text", "resync", "get_script", "run_script", "get_haps")
+CLIENT_MSG_TYPES = ("command", "text", "resync", "get_script", "run_script", "get_haps", "script_view")
 _client_adapter: TypeAdapter[Any] = TypeAdapter(ClientMsg)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import jsonpatch
 from hypothesis import HealthCheck, given, settings
@@ -208,4 +209,99 @@ def test_deltas_are_valid_json_patches_against_their_base(kernel: Kernel) -> Non
         if m["type"] == "delta":
             state = jsonpatch.apply_patch(state, m["ops"])
     assert state == {k: v for k, v in final.items() if k != "version"}
+    c.close()
+
+
+def test_scripts_are_made_once_per_version_and_sent_only_while_a_code_shell_shows() -> None:
+    """Issue 12 #6: every panel used to regenerate the whole script on every delta."""
+    import asyncio
+
+    from vtkernel.engine import Engine, default_registry
+    from vtkernel.engine.script import document_to_script
+    from vtkernel.kernel.hub import Hub
+    from vtkernel.protocol import AddModule, SetParam
+
+    made: list[int] = []
+
+    def script_text(snap: Any) -> str:
+        made.append(snap.version)
+        return document_to_script(snap.doc)
+
+    class Inbox:
+        def __init__(self) -> None:
+            self.messages: list[dict[str, Any]] = []
+            self.arrived = asyncio.Event()
+
+        def send(self, msg: dict[str, Any]) -> None:
+            self.messages.append(msg)
+            self.arrived.set()
+
+        def scripts(self) -> list[dict[str, Any]]:
+            return [m for m in self.messages if m["type"] == "script"]
+
+    engine = Engine(default_registry()).start()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        hub = Hub(engine, loop, script_text=script_text)
+        engine.call(AddModule(name="l", type="lfo"))
+        showing = [Inbox() for _ in range(5)]
+        hidden = Inbox()
+        clients = [hub.add_client(box, {"shell": "code", "script": True}) for box in showing]
+        hub.add_client(hidden, {"shell": "editor"})
+
+        async def until(box: Inbox, predicate: Any) -> None:
+            while not predicate():
+                box.arrived.clear()
+                await box.arrived.wait()
+
+        async def scenario() -> int:
+            last = 0
+            for i in range(300):  # a slider drag: far more versions than scripts
+                engine.submit(SetParam(module="l", param="rate", value=1 + i / 10), origin="editor")
+                if i % 30 == 0:
+                    await asyncio.sleep(0)
+            last = engine.call(SetParam(module="l", param="rate", value=99.0)).version
+            for box in showing:
+                await until(box, lambda box=box: any(m["version"] == last for m in box.scripts()))
+            return last
+
+        last = loop.run_until_complete(asyncio.wait_for(scenario(), 20))
+        sent_versions = {m["version"] for box in showing for m in box.scripts()}
+        assert sorted(made) == sorted(sent_versions), "one script per version sent, shared by every client"
+        assert len(made) < 60, f"{len(made)} scripts for one drag: they are rate-limited, not one per delta"
+        assert hidden.scripts() == [] and any(m["type"] == "delta" for m in hidden.messages)
+        assert "rate=99.0" in showing[0].scripts()[-1]["text"]
+
+        # Hide one code shell: no scripts while hidden; showing it again sends the current one at once.
+        box = showing[0]
+        hub.handle(clients[0], {"type": "script_view", "on": False})
+        before = len(box.scripts())
+        v = engine.call(SetParam(module="l", param="rate", value=7.0)).version
+        loop.run_until_complete(asyncio.wait_for(until(box, lambda: any(m.get("version") == v for m in box.messages)), 5))
+        hub.handle(clients[0], {"type": "script_view", "on": True})
+        loop.run_until_complete(asyncio.wait_for(until(box, lambda: len(box.scripts()) > before), 5))
+        assert [m["version"] for m in box.scripts()[before:]] == [v], "nothing while hidden, then the newest"
+        assert last < v
+    finally:
+        hub.close()
+        engine.stop()
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+def test_a_code_shell_client_turns_its_script_view_on_and_off(kernel: Kernel) -> None:
+    c = kernel.client(shell="code", script=True)
+    assert c.wait_for(lambda: bool(c.of_type("script")))
+    ack = c.call({"op": "add_module", "name": "l", "type": "lfo"})
+    assert c.wait_for(lambda: any(m["version"] >= ack["version"] for m in c.of_type("script")))
+    c.send({"type": "script_view", "on": False})
+    c.send({"type": "script_view", "on": True})
+    n = len(c.of_type("script"))
+    assert c.wait_for(lambda: len(c.of_type("script")) > n)
+    assert 'vt.module("l", "lfo"' in c.of_type("script")[-1]["text"]
+    bad = c.reply(c.text("get l.rate"))  # the comm still answers commands in order
+    assert bad["type"] == "ack"
+    c.send({"type": "script_view", "on": "yes", "id": "sv"})  # strictly a bool
+    assert c.reply("sv")["error"]["code"] == "bad_message"
     c.close()

@@ -48,6 +48,7 @@ from vtkernel.protocol import (
     Hello,
     ResyncMsg,
     RunScriptMsg,
+    ScriptViewMsg,
     TextMsg,
     VTError,
     describe_validation_error,
@@ -66,6 +67,7 @@ DELTA_BURST = 4.0  # a client idle for a while may get this many deltas at once 
 IOPUB_BUDGET = 400.0
 BUDGET_BURST = 50.0
 TELEMETRY_RATE = 30.0
+SCRIPT_INTERVAL = 0.25  # scripts are made at most 4 times per second in all, each shared by every showing client
 
 log = logging.getLogger("vtkernel.hub")
 
@@ -96,9 +98,14 @@ class Client:
     # comm keeps its busy/idle pair; hub comms go without, see subshell.dispatch_quietly).
     iopub_per_message: int = 0
 
+    # The code shell is showing (hello `script: true`, then `script_view` messages): scripts are sent.
+    script_view: bool = False
+    script_due: bool = False  # the version this client holds has not had its script sent yet
+    script_sent: int = -1  # the version of the last script this client got
+
     @property
     def wants_script(self) -> bool:
-        return bool(getattr(self.hello, "script", False))
+        return self.script_view
 
 
 class Hub:
@@ -134,7 +141,9 @@ class Hub:
         self._last_telemetry: dict[str, Any] | None = None
         self._telemetry_seen: set[int] = set()  # clients that got `_last_telemetry`
         self._telemetry_turn = itertools.count()
-        self.stats = {"sent": 0, "deltas": 0, "acks": 0, "errors": 0, "snapshots": 0, "send_errors": 0}
+        self._script: tuple[int, str] | None = None  # (version, canonical script): one per version, shared
+        self._script_next = 0.0  # monotonic time before which no new shared script is made
+        self.stats = {"sent": 0, "deltas": 0, "acks": 0, "errors": 0, "snapshots": 0, "send_errors": 0, "scripts_made": 0}
         engine.add_signal(self._signal)
 
     # ----- clients -------------------------------------------------------------
@@ -147,9 +156,12 @@ class Hub:
         """
         hello = parse_hello(hello_data)
         client = Client(sender, hello, next(self._ids), iopub_per_message=int(getattr(sender, "iopub_per_message", 0)))
+        client.script_view = bool(getattr(hello, "script", False))
         self._clients[client.cid] = client
         self._send_snapshot(client)
         self._send(client, {"type": "schema", "types": self.engine.registry.schema_json()})
+        if client.script_due:
+            self._schedule_flush(client)
         if hello.telemetry:
             self._ensure_telemetry()
         return client
@@ -206,6 +218,12 @@ class Hub:
                 self._schedule_flush(client)
             elif isinstance(msg, GetScriptMsg):
                 self._send_script(client)
+            elif isinstance(msg, ScriptViewMsg):
+                client.script_view = client.script_due = msg.on
+                client.script_sent = -1  # turned on: the current script, even if it got it before
+                if msg.on:
+                    self._script_next = 0.0  # at once
+                self._schedule_flush(client)
             elif isinstance(msg, RunScriptMsg):
                 self._run_script(client, msg.id, msg.text)
             elif isinstance(msg, GetHapsMsg):
@@ -331,12 +349,20 @@ class Hub:
             self._send_delta(client, snap)
             behind = False
             held = self._send_held_replies(client)
+        if client.script_due and not client.needs_snapshot:
+            self._send_shared_script(client, now)
         waiting_reply = bool(client.outbox) and client.outbox[0][0] <= held
-        if not (behind or client.needs_snapshot or waiting_reply or client.outbox):
+        needs_delta = behind or (bool(client.outbox) and client.outbox[0][0] > held)
+        if not (needs_delta or client.needs_snapshot or waiting_reply or client.script_due):
             return
-        wait = self._budget_wait()
-        if behind or (client.outbox and client.outbox[0][0] > held):
-            wait = max(wait, (1.0 - client.delta_tokens) * self.min_interval)
+        waits = []
+        if client.needs_snapshot or waiting_reply:
+            waits.append(0.0)
+        if needs_delta:
+            waits.append((1.0 - client.delta_tokens) * self.min_interval)
+        if client.script_due:
+            waits.append(self._script_next - now)
+        wait = max(self._budget_wait(), min(waits))
         client.timer = self.loop.call_later(max(wait, 0.001), self._timer_fired, client)
 
     def _send_held_replies(self, client: Client) -> int:
@@ -360,8 +386,7 @@ class Hub:
         self.stats["deltas"] += 1
         client.sent = snap
         client.delta_tokens -= 1.0
-        if client.wants_script:
-            self._send_script(client)
+        client.script_due = client.script_view
         if client.haps_watch:
             self._haps_after(client, paths)
 
@@ -383,16 +408,46 @@ class Hub:
         self.stats["snapshots"] += 1
         client.sent = snap
         client.delta_tokens = max(0.0, client.delta_tokens - 1.0)
-        if client.wants_script:
-            self._send_script(client)
+        client.script_due = client.script_view
         if client.haps_watch:
             self._haps_after(client, None)
 
     def _send_script(self, client: Client) -> None:
+        snap = client.sent or self.engine.snapshot
+        self._send(client, {"type": "script", "version": snap.version, "text": self._script_of(snap)})
+
+    def _send_shared_script(self, client: Client, now: float) -> None:
+        """The newest shared script this client's document has reached, if it has not had it.
+
+        One script is made for the newest version at most every SCRIPT_INTERVAL
+        and sent to every showing client once it holds that version, so a
+        drag costs a few scripts a second however many panels show one, and a
+        script is never ahead of the document it describes.
+        """
+        held = client.sent.version if client.sent is not None else -1
+        cached = self._script
+        if (cached is None or cached[0] < held) and now >= self._script_next:
+            self._script_of(self.engine.snapshot)
+            self._script_next = now + SCRIPT_INTERVAL
+            cached = self._script
+        if cached is None or cached[0] > held or not self._has_token():
+            return  # the client's delta comes first; or no budget now
+        if cached[0] > client.script_sent:
+            self._send(client, {"type": "script", "version": cached[0], "text": cached[1]})
+            client.script_sent = cached[0]
+        client.script_due = cached[0] < held
+
+    def _script_of(self, snap: Snapshot) -> str:
+        """The canonical script of `snap`, made once per version however many clients show it."""
         if self.script_text is None:
             raise VTError("invalid_command", "script generation is not available here")
-        snap = client.sent or self.engine.snapshot
-        self._send(client, {"type": "script", "version": snap.version, "text": self.script_text(snap)})
+        cached = self._script
+        if cached is not None and cached[0] == snap.version:
+            return cached[1]
+        text = self.script_text(snap)
+        self.stats["scripts_made"] += 1
+        self._script = (snap.version, text)
+        return text
 
     # ----- haps (the pianoroll) -----------------------------------------------------
 
