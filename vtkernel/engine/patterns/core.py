@@ -510,7 +510,7 @@ class Pattern:
     recorder's, which is per thread (`RECORDING`).
     """
 
-    __slots__ = ("_pure", "query_span", "tactus", "tree", "tree_error", "weight")
+    __slots__ = ("_pure", "query_span", "signal_of", "tactus", "tree", "tree_error", "weight")
 
     def __init__(self, query: Query, tactus: Fraction | None = None) -> None:
         self.query_span = query
@@ -519,12 +519,15 @@ class Pattern:
         self.tree: Any = None
         self.weight: Fraction | None = None
         self.tree_error: str | None = None
+        # (func, offset) when this is `signal(func)` shifted by `offset`: `early` of a signal stays one query
+        self.signal_of: tuple[Callable[[float], Any], Fraction] | None = None
 
     def with_tree(self, tree: Any, error: str | None = None) -> Pattern:
         """A copy of this pattern carrying `tree` (patterns are shared, so never mutate one)."""
         p = Pattern(self.query_span, self.tactus)
         p._pure = self._pure
         p.weight = self.weight
+        p.signal_of = self.signal_of
         p.tree = tree
         p.tree_error = error
         return p
@@ -816,6 +819,7 @@ class Pattern:
         p = Pattern(self.query_span, t)
         p._pure = self._pure
         p.weight = self.weight
+        p.signal_of = self.signal_of
         return p
 
     # -- the plain (unpatterned) transformations, Strudel's `_name` --------
@@ -874,6 +878,10 @@ class Pattern:
         q = self.query_span
         if o == 0:
             return Pattern(q, self.tactus)
+        if self.signal_of is not None:
+            # the shifted query's part maps back to the query itself, exactly: sample at midpoint + o
+            func, before = self.signal_of
+            return make_signal(func, before + o)
 
         def query(span: TimeSpan) -> list[Hap]:
             out = []
@@ -1079,7 +1087,21 @@ class Pattern:
         return self._zoom(0, tf)._slow(tf).setTactus(self.tactus)
 
     def _degradeByWith(self, with_pat: Pattern, x: Any) -> Pattern:
-        return self.fmap(lambda a: lambda _: a).appLeft(with_pat.filterValues(lambda v: v > x))
+        """Keep the haps where `with_pat` is above `x` (Strudel: `fmap(a => _ => a).appLeft(filterValues(v > x))`)."""
+        q = self.query_span
+        qr = with_pat.query_span
+
+        def query(span: TimeSpan) -> list[Hap]:
+            out = []
+            for h in q(span):
+                for r in qr(h.whole_or_part()):
+                    if r.value > x:
+                        part = h.part.intersection(r.part)
+                        if part is not None:
+                            out.append(Hap(h.whole, part, h.value))
+            return out
+
+        return Pattern(query, self.tactus)
 
     def _degradeBy(self, x: Any) -> Pattern:
         from vtkernel.engine.patterns.signals import rand
@@ -1980,6 +2002,30 @@ def pure(value: Any) -> Pattern:
     result = Pattern(query, _ifrac(1))
     result._pure = value
     return result
+
+
+def make_signal(func: Callable[[float], Any], offset: Fraction | None = None) -> Pattern:
+    """A continuous pattern: `func` of the part's midpoint (+ offset), as a double like JS's `valueOf`."""
+    o = _ifrac(0) if offset is None else offset
+    on = o._numerator  # type: ignore[attr-defined]
+    od = o._denominator  # type: ignore[attr-defined]
+
+    def query(span: TimeSpan) -> list[Hap]:
+        b = span.begin
+        e = span.end
+        bd = b._denominator  # type: ignore[attr-defined]
+        ed = e._denominator  # type: ignore[attr-defined]
+        # the exact midpoint (plus offset), rounded once to a double: int / int rounds correctly, as JS's n / d
+        den = 2 * bd * ed
+        num = b._numerator * ed + e._numerator * bd  # type: ignore[attr-defined]
+        if on:
+            num = num * od + on * den
+            den *= od
+        return [Hap(None, span, func(num / den))]
+
+    p = Pattern(query)
+    p.signal_of = (func, o)
+    return p
 
 
 def steady(value: Any) -> Pattern:

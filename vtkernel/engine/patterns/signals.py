@@ -17,7 +17,7 @@ from fractions import Fraction
 from typing import Any
 
 from vtkernel.engine.patterns import jsmath
-from vtkernel.engine.patterns.core import Hap, Pattern, TimeSpan, fastcat, reify
+from vtkernel.engine.patterns.core import Hap, Pattern, fastcat, make_signal, reify
 
 _SEED_SCALE = 536870912  # 2**29
 
@@ -70,17 +70,7 @@ def time_to_rands(t: float, n: int) -> list[float]:
 
 def signal(func: Any) -> Pattern:
     """A continuous pattern: `func(t)` of the part's midpoint (as a float, like JS's `valueOf`)."""
-
-    def query(span: TimeSpan) -> list[Hap]:
-        b = span.begin
-        e = span.end
-        bd = b._denominator  # type: ignore[attr-defined]
-        ed = e._denominator  # type: ignore[attr-defined]
-        # the exact midpoint, rounded once to a double (int / int is correctly rounded, as JS's n / d)
-        mid = (b._numerator * ed + e._numerator * bd) / (2 * bd * ed)  # type: ignore[attr-defined]
-        return [Hap(None, span, func(mid))]
-
-    return Pattern(query)
+    return make_signal(func)
 
 
 def _fmod(a: float, b: float) -> float:
