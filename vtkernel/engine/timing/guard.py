@@ -310,17 +310,20 @@ class Guard:
         out: list[Any] = []
         lo, hi = start - BEAT_EPSILON, end + BEAT_EPSILON
         dropped = None
+        append = out.append
         for item in raw:  # a generator runs here, inside the guard
             if len(out) >= cap:
                 why = f"returned more than {cap} onsets for the window [{start:g}, {end:g})"
                 self.faults[name] = f"{name}: pattern() {why}; the module is muted until it is edited"
                 raise ValueError(why)
-            if not isinstance(item, (tuple, list)) or not 2 <= len(item) <= 3:
-                raise ValueError(f"must give (beat, value) or (beat, value, duration) pairs, got {_short(item)}")
+            kind = type(item)
+            if (kind is not tuple and kind is not list) or not 2 <= len(item) <= 3:
+                if not isinstance(item, (tuple, list)) or not 2 <= len(item) <= 3:
+                    raise ValueError(f"must give (beat, value) or (beat, value, duration) pairs, got {_short(item)}")
             beat = item[0]
-            if type(beat) is not float and type(beat) is not int:
-                if isinstance(beat, bool) or not isinstance(beat, numbers.Real):
-                    raise ValueError(f"gave a beat that is not a number: {_short(beat)}")
+            kind = type(beat)
+            if kind is not float and kind is not int and (isinstance(beat, bool) or not isinstance(beat, numbers.Real)):
+                raise ValueError(f"gave a beat that is not a number: {_short(beat)}")
             if not lo <= beat < hi:
                 if not math.isfinite(float(beat)):
                     raise ValueError(f"gave the beat {beat!r}; beats must be finite numbers")
@@ -328,9 +331,11 @@ class Guard:
                 continue
             if len(item) == 3:
                 duration = item[2]
-                if isinstance(duration, bool) or not isinstance(duration, numbers.Real) or not 0 <= float(duration) < math.inf:
-                    raise ValueError(f"gave the duration {_short(duration)}; durations must be finite numbers >= 0")
-            out.append(item)
+                kind = type(duration)
+                if not ((kind is float or kind is int) and 0 <= duration < math.inf):
+                    if isinstance(duration, bool) or not isinstance(duration, numbers.Real) or not 0 <= float(duration) < math.inf:
+                        raise ValueError(f"gave the duration {_short(duration)}; durations must be finite numbers >= 0")
+            append(item)
         if dropped is not None:
             self.report(
                 name,
