@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import threading
+import types
 from pathlib import Path
 
 import pytest
+from watchdog.events import (
+    DirCreatedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+)
 
 from vtkernel.api import VT
 from vtkernel.protocol import VTError
@@ -182,3 +191,42 @@ def test_a_watched_path_replaced_by_a_directory_is_reported_and_nothing_is_remov
     patch.rmdir()
     patch.write_text(FIRST.replace("rate=2", "rate=5"))
     live.main.run_until(lambda: live.modules() == {"l"} and live.params("l")["rate"] == 5.0)
+
+
+OBSERVER_SHAPES = {
+    # What each watchdog observer reports for one editor save of DIR/patch.py (docs/platforms.md).
+    "inotify (Linux), atomic save": lambda d, p: [FileMovedEvent(f"{d}/.patch.py.tmp1", p)],
+    "inotify (Linux), in place": lambda d, p: [FileModifiedEvent(p), FileModifiedEvent(p), FileClosedEvent(p)],
+    "FSEvents (macOS), coalesced": lambda d, p: [FileCreatedEvent(p), FileModifiedEvent(p)],
+    "FSEvents (macOS), atomic save": lambda d, p: [FileMovedEvent(f"{d}/.patch.py.tmp1", p), FileModifiedEvent(p)],
+    "ReadDirectoryChangesW (Windows), replace": lambda d, p: [
+        FileDeletedEvent(p),
+        FileMovedEvent(f"{d}/patch.py.tmp1", p.upper()),
+        FileModifiedEvent(p.upper()),
+    ],
+    "a directory created at the path": lambda d, p: [DirCreatedEvent(p)],
+}
+
+
+@pytest.mark.parametrize("shape", list(OBSERVER_SHAPES))
+def test_every_observers_event_shapes_reach_the_settler_for_the_watched_path(
+    shape: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handler matches events by path, whatever the observer; the settler debounces them into one save.
+
+    Windows compares names case-insensitively: `normcase` is made to lower-case here, as it does there.
+    """
+    from vtkernel.live import watcher as w
+
+    if "Windows" in shape:
+        monkeypatch.setattr(w.os.path, "normcase", lambda s: s.lower())
+    real = str(tmp_path / "patch.py")
+    noticed: list[str] = []
+    owner = types.SimpleNamespace(
+        _paths={w._match_key(real): real}, _settler=types.SimpleNamespace(notice=noticed.append)
+    )
+    handler = w._Handler(owner)  # type: ignore[arg-type]
+    for event in OBSERVER_SHAPES[shape](str(tmp_path), real):
+        handler.on_any_event(event)
+    handler.on_any_event(FileModifiedEvent(str(tmp_path / "other.py")))  # not watched
+    assert noticed and set(noticed) == {real}

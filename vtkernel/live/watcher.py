@@ -173,11 +173,12 @@ class _Handler(FileSystemEventHandler):
         # Directory events count too: a watched path replaced by a directory must be noticed.
         if event.event_type in _IGNORED_EVENTS:
             return
-        watched = self._owner._paths  # copy-on-write set: one reference read
+        watched = self._owner._paths  # copy-on-write mapping: one reference read
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             path = os.fsdecode(raw) if raw else ""
-            if path and os.path.normpath(path) in watched:
-                self._owner._settler.notice(os.path.normpath(path))
+            real = watched.get(_match_key(path)) if path else None
+            if real is not None:
+                self._owner._settler.notice(real)
 
 
 class LiveFiles:
@@ -191,7 +192,7 @@ class LiveFiles:
 
     Thread ownership: the kernel's main thread calls every public method;
     the observer and settler threads only reach `_Handler`, `_on_settled`
-    and the copy-on-write `_paths` set.
+    and the copy-on-write `_paths` mapping.
     """
 
     def __init__(
@@ -208,7 +209,9 @@ class LiveFiles:
         self._report = report
         self.ownership = Ownership()
         self._files: dict[str, LiveFile] = {}  # main thread only
-        self._paths: frozenset[str] = frozenset()  # read by the observer thread
+        # match key (normcase: Windows and macOS compare names case-insensitively) -> the watched real path;
+        # replaced whole on change, read by the observer thread
+        self._paths: dict[str, str] = {}
         self._dirs: dict[str, ObservedWatch] = {}
         self._lock = threading.Lock()  # guards _settled and _scheduled
         self._settled: dict[str, _Settled] = {}
@@ -287,7 +290,7 @@ class LiveFiles:
         self._closed = True
         for real in list(self._files):
             self._files.pop(real).close()
-        self._paths = frozenset()
+        self._paths = {}
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=5)
@@ -347,16 +350,16 @@ class LiveFiles:
             self._observer.start()
             self._settler.start()
         directory = os.path.dirname(real)
-        self._paths = self._paths | {real}
+        self._paths = {**self._paths, _match_key(real): real}
         if directory not in self._dirs:
             # Once `schedule` returns on a running observer, the inotify watch exists.
             self._dirs[directory] = self._observer.schedule(_Handler(self), directory, recursive=False)
 
     def _unobserve(self, real: str) -> None:
-        self._paths = self._paths - {real}
+        self._paths = {k: v for k, v in self._paths.items() if v != real}
         self._settler.forget(real)
         directory = os.path.dirname(real)
-        if not any(os.path.dirname(p) == directory for p in self._paths):
+        if not any(os.path.dirname(p) == directory for p in self._paths.values()):
             watch = self._dirs.pop(directory, None)
             if watch is not None:
                 self._observer.unschedule(watch)
@@ -377,6 +380,18 @@ class LiveFiles:
         except Exception:  # the kernel is going away: keep the text; a later save retries
             with self._lock:
                 self._scheduled.discard(real)
+
+
+def _match_key(path: str) -> str:
+    """How an event's path is compared with a watched one.
+
+    Observers report paths differently: inotify as given to `schedule`,
+    FSEvents (macOS) through the real path (`/private/tmp/...` for
+    `/tmp/...`), ReadDirectoryChangesW (Windows) with the case the file has
+    on disk. Watched paths are real paths already; `normcase` makes the
+    comparison case-insensitive where the file system is (Windows).
+    """
+    return os.path.normcase(os.path.normpath(path))
 
 
 def _resolve(path: str) -> str:
