@@ -153,3 +153,31 @@ def onsets(x: object, rate: int, threshold: float = 0.05, gap: float = 0.05) -> 
     if idx.size == 0:
         return []
     return [int(idx[0])] + [int(b) for a, b in itertools.pairwise(idx) if b - a > gap * rate]
+
+
+def test_voices_end_by_themselves_after_sustain_or_when_the_gate_closes(server: ScsynthServer) -> None:
+    """The shipped SynthDefs' envelopes, on the real server: timed notes and gated notes both free their node."""
+    from vtkernel.engine.schema import Event
+    from vtkernel.engine.scsynth import ScsynthOut
+    from vtkernel.engine.timing.clock import WallClock
+    from vtkernel.engine.timing.outputs import SchedulerOutputs
+
+    out = SchedulerOutputs(WallClock.now())
+    sink = ScsynthOut()
+    sink.name = "direct"
+    base = {"host": "127.0.0.1", "port": server.port, "synth": "sine", "group": GROUP, "add_action": "head"}
+    seen = len(server.replies)
+    for release, value in (("timed", {"note": 60, "release": 0.05}), ("gate", {"s": "fm", "note": 64, "release": 0.05})):
+        t = time.monotonic() + 0.1
+        # Half a beat at 0.6 s per beat: 0.3 s, then the 0.05 s release.
+        ev = Event(0.0, t, out.wall.wall(t), out.wall.timetag(t), value, "src", 0.6, 0.5, 0.0, 0.0)
+        sink.emit({**base, "release": release}, ev, out)
+    assert out.reports == []
+
+    def ends() -> dict[int, tuple[float, float]]:
+        go = {args[0]: at for at, a, args in server.replies[seen:] if a == "/n_go"}
+        return {args[0]: (go[args[0]], at) for at, a, args in server.replies[seen:] if a == "/n_end" and args[0] in go}
+
+    assert server.wait_for(lambda: len(ends()) == 2, 5), server.replies[seen:]
+    for started, ended in ends().values():
+        assert 0.3 + 0.05 - 0.02 <= ended - started <= 0.3 + 0.05 + 0.05, ended - started
