@@ -50,11 +50,14 @@ from vtkernel.protocol import (
 Service = Callable[..., Any]
 
 
-class EngineTimeout(TimeoutError):
-    """`flush` gave up waiting for the engine: shown in the cell as one line, no traceback."""
+class EngineTimeout(VTError, TimeoutError):
+    """`flush` gave up waiting for the engine: one `internal_error` line in the cell, no traceback.
 
-    def _render_traceback_(self) -> list[str]:
-        return [f"\x1b[31mvt error\x1b[0m [timeout] {self}"]
+    A `VTError`, so the kernel's end-of-cell flush fails the cell the same way.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("internal_error", message)
 
 
 class VT:

@@ -270,7 +270,8 @@ def test_vt_flush_raises_in_the_cell_when_the_engine_does_not_answer() -> None:
     vt.module("a", "lfo")
     with pytest.raises(EngineTimeout, match="1 of this cell's commands"):
         vt.flush(timeout=0.05)
-    assert len(EngineTimeout("x")._render_traceback_()) == 1
+    timeout = EngineTimeout("x")
+    assert isinstance(timeout, VTError) and timeout.code == "internal_error" and len(timeout._render_traceback_()) == 1
     stalled.start()
     try:
         vt.flush(timeout=10)  # still queued: it lands once the engine runs
