@@ -279,10 +279,6 @@ class TerminalShell:
             text = str(data.get("text") or "")
             prefix = f"{data.get('source', 'kernel')}: " if data.get("error") else ""
             self._print(prefix + text)
-        elif kind == "report":  # a watched file's error, an autosave failure, a muted module: said to every shell
-            text = str(data.get("text") or "")
-            prefix = f"{data.get('source', 'kernel')}: " if data.get("error") else ""
-            self._print(prefix + text)
 
     def _answered(self, msg_id: Any, version: int | None, failed: bool = False) -> None:
         with self._lock:
