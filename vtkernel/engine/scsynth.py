@@ -17,21 +17,22 @@ Each event becomes one OSC bundle timetagged at the event's exact time:
   0`, is timetagged at the note's end.
 
 Connecting. Without sclang a server has no SynthDefs and no group 1. When the
-module appears in the scheduler (`connect_output`, called by the renderer after
-each structural change), and again before any event if that did not happen,
-the sink sends `/d_recv` with the SynthDefs this
-package ships (`vtkernel/engine/synthdefs/*.scsyndef`, compiled by
+module appears in the scheduler (`connect_output`, which the renderer calls
+after each structural change), and in any case before its first event, the
+sink sends `/d_recv` with the SynthDefs this package ships
+(`vtkernel/engine/synthdefs/*.scsyndef`, compiled by
 `scripts/build_synthdefs.py` with supriya; nothing here needs supriya) and
-`/g_new GROUP 0 0`. scsynth loads definitions asynchronously: about two audio
-blocks (10.6 ms at 256 frames / 48 kHz, measured). So events that would sound
-sooner than `DEF_LOAD_SECONDS` after the definitions were sent are stamped at
-that moment instead (it only ever touches the first notes after a connect).
-The definitions are sent again every `RETRY_SECONDS` until scsynth answers
-`/done /d_recv` (so starting scsynth after the kernel works), and a confirmed
-server is asked `/status` every `PING_SECONDS` (a restarted one, with fewer
-SynthDefs than were sent, gets them again). These control messages go,
-untimed, through the sink's own non-blocking UDP socket (`_Server`); every
-event goes through `Outputs.send_osc`, which counts, times and reports.
+`/g_new GROUP 0 0`. scsynth loads definitions asynchronously: about two
+audio blocks (10.6 ms at 256 frames / 48 kHz, measured). So events that
+would sound sooner than `DEF_LOAD_SECONDS` after the definitions were sent
+are stamped at that moment instead (only the first notes after a connect).
+Until scsynth answers `/done /d_recv`, the definitions are sent again, at
+most every `RETRY_SECONDS`, with the next event (so starting scsynth after
+the kernel works); a confirmed server is asked `/status` every
+`PING_SECONDS` (a restarted one, with fewer SynthDefs than were sent, gets
+them again). These control messages go, untimed, through the sink's own
+non-blocking UDP socket (`_Server`); every event goes through
+`Outputs.send_osc`, which counts, times and reports.
 
 Node ids come from one counter per process, starting at a random point in
 `[NODE_MIN, NODE_MAX)` and wrapping, so two kernels on one server, or a
