@@ -167,3 +167,17 @@ def test_signals_are_functions_of_time(c: int, sig: Pattern):
 def test_control_patterns_keep_the_structure_of_the_left_side():
     p = n("0 1 2 3").s("<a b>")
     assert [h.whole for h in p.query(0, 1)] == [h.whole for h in n("0 1 2 3").query(0, 1)]
+
+
+@SETTINGS
+@given(
+    st.integers(1, 12),
+    st.fractions(min_value=-3, max_value=3, max_denominator=12),
+    st.fractions(min_value=0, max_value=3, max_denominator=12),
+)
+def test_the_fast_path_of_a_repeated_value_gives_the_general_paths_haps(k: int, b: Fraction, width: Fraction):
+    # pure(v)._fast(k) has its own query (the hot path of `a*k`); fmap hides purity, forcing the general one
+    fast_path = pure("x")._fast(k)
+    general = pure("x").fmap(lambda v: v)._fast(k)
+    assert normal(fast_path.query(b, b + width)) == normal(general.query(b, b + width))
+    assert normal(fast_path.query(b + width, b)) == normal(general.query(b + width, b))  # reversed spans too

@@ -833,6 +833,8 @@ class Pattern:
             return Pattern(q, self.tactus)
         fn = f.numerator
         fd = f.denominator
+        if fd == 1 and fn > 0 and self._pure is not None:
+            return _pure_grid(self._pure, fn, self.tactus)
         if fd == 1 and fn > 0:
 
             def query(span: TimeSpan) -> list[Hap]:
@@ -2026,6 +2028,38 @@ def make_signal(func: Callable[[float], Any], offset: Fraction | None = None) ->
     p = Pattern(query)
     p.signal_of = (func, o)
     return p
+
+
+def _pure_grid(value: Any, k: int, tactus: Fraction | None) -> Pattern:
+    """`pure(value)._fast(k)` in one query: the same haps, fragment for fragment (the hot path of `a*4`)."""
+
+    def step(c: int) -> Fraction:
+        g = _gcd(c, k)
+        return _mk(c // g, k // g)
+
+    def query(span: TimeSpan) -> list[Hap]:
+        b = span.begin
+        e = span.end
+        bs = (b._numerator * k) // b._denominator  # type: ignore[attr-defined]
+        en = e._numerator * k  # type: ignore[attr-defined]
+        ed = e._denominator  # type: ignore[attr-defined]
+        es = en // ed
+        if bs == es or _feq(b, e):
+            return [Hap(TimeSpan(step(bs), step(bs + 1)), span, value)]
+        if es < bs:
+            return []
+        if es - bs > MAX_SPAN_CYCLES:
+            raise PatternError(f"a query over more than {MAX_SPAN_CYCLES} cycles")
+        last = es if en % ed == 0 else es + 1  # the scaled end is a cycle boundary, or inside cycle es
+        out = []
+        lo = step(bs)
+        for c in range(bs, last):
+            hi = step(c + 1)
+            out.append(Hap(TimeSpan(lo, hi), TimeSpan(b if c == bs else lo, e if c == last - 1 else hi), value))
+            lo = hi
+        return out
+
+    return Pattern(query, tactus)
 
 
 def steady(value: Any) -> Pattern:
