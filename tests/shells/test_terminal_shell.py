@@ -35,6 +35,13 @@ def shell_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "vtkernel", "shell", *args]
 
 
+def run_batch(args: list[str], text: str, history: Path, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The shell in batch mode (stdin is a pipe): `text` in, its output back."""
+    return subprocess.run(
+        shell_cmd(*args), input=text, capture_output=True, text=True, timeout=60, env=shell_env(history, **env), cwd=cwd
+    )
+
+
 @pytest.fixture
 def history(tmp_path: Path) -> Path:
     return tmp_path / "history"
@@ -110,15 +117,7 @@ def test_batch_mode_prints_one_line_per_ack_or_error(k: Kernel, history: Path, t
     script = "\n".join(
         ["set lfo1.rate 3", "get lfo1.rate", "set lfo1.rate -1", "set nope.rate 1", "bogus", "# a comment", ""]
     )
-    run = subprocess.run(
-        shell_cmd("--existing", k.connection_file),
-        input=script,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=shell_env(history),
-        cwd=tmp_path,
-    )
+    run = run_batch(["--existing", k.connection_file], script, history, tmp_path)
     lines = run.stdout.splitlines()
     assert len(lines) == 5, run
     assert re.fullmatch(r"ok v\d+", lines[0])
@@ -184,28 +183,12 @@ def test_without_a_file_it_attaches_to_the_most_recent_kernel(k: Kernel, history
     # Another notebook's ipykernel started after ours: its file is newer, and must not be picked.
     other = runtime / "kernel-other.json"
     other.write_text(stale.read_text().replace('"hmac-sha256"}', '"hmac-sha256", "kernel_name": "python3"}'))
-    run = subprocess.run(
-        shell_cmd("--existing"),
-        input="get lfo1.shape\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=shell_env(history, JUPYTER_RUNTIME_DIR=str(runtime)),
-        cwd=tmp_path,
-    )
+    run = run_batch(["--existing"], "get lfo1.shape\n", history, tmp_path, JUPYTER_RUNTIME_DIR=str(runtime))
     assert run.stdout.splitlines() == ['"saw"'], run
 
 
 def test_a_missing_connection_file_is_one_clear_line(history: Path, tmp_path: Path) -> None:
-    run = subprocess.run(
-        shell_cmd("--existing", str(tmp_path / "nope.json")),
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=shell_env(history),
-        cwd=tmp_path,
-    )
+    run = run_batch(["--existing", str(tmp_path / "nope.json")], "", history, tmp_path)
     assert run.returncode == 2
     assert run.stderr.startswith("error: no kernel connection file found")
     assert "Traceback" not in run.stderr
@@ -302,16 +285,9 @@ def test_interactive_shell_with_completion_changes_and_history_across_runs(
 
 
 def test_batch_mode_stops_at_quit_or_exit(k: Kernel, history: Path, tmp_path: Path) -> None:
-    run = subprocess.run(
-        shell_cmd("--existing", k.connection_file),
-        input="get lfo1.shape\nexit\nget lfo2.shape\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=shell_env(history),
-        cwd=tmp_path,
-    )
-    assert run.returncode == 0 and run.stdout.splitlines() == ['"saw"'], run
+    for word in ("exit", "quit"):
+        run = run_batch(["--existing", k.connection_file], f"get lfo1.shape\n{word}\nget lfo2.shape\n", history, tmp_path)
+        assert run.returncode == 0 and run.stdout.splitlines() == ['"saw"'], run
 
 
 def test_the_banner_names_the_kernel_and_counts_modules_in_words(tmp_path: Path) -> None:

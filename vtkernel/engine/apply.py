@@ -8,6 +8,7 @@ failing `batch` changes nothing by construction.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -29,6 +30,7 @@ from vtkernel.protocol import (
     Redo,
     RemoveModule,
     SetBpm,
+    SetLink,
     SetMeter,
     SetParam,
     Stop,
@@ -209,6 +211,22 @@ def set_meter(doc: Document, cmd: SetMeter) -> tuple[Document, Changes]:
     return Document(replace(doc.clock, meter=meter), doc.modules, doc.connections), [("clock", "meter")]
 
 
+def set_link(doc: Document, cmd: SetLink) -> tuple[Document, Changes]:
+    """Join or leave an Ableton Link session. Transport, like play: never undone.
+
+    The timing process holds the Link peer (`vtkernel.engine.timing.link`);
+    joining needs the `aalink` binding in this Python, checked here so the
+    user gets one line instead of silence.
+    """
+    if cmd.link == doc.clock.link:
+        return doc, []
+    if cmd.link and importlib.util.find_spec("aalink") is None:
+        raise VTError(
+            "invalid_value", "Ableton Link needs the aalink package in the kernel's Python: pip install 'vtkernel[link]'"
+        )
+    return Document(replace(doc.clock, link=cmd.link), doc.modules, doc.connections), [("clock", "link")]
+
+
 def set_playing(doc: Document, playing: bool) -> tuple[Document, Changes]:
     if doc.clock.playing == playing:
         return doc, []
@@ -246,6 +264,7 @@ _HANDLERS: dict[type, Any] = {
     Disconnect: disconnect,
     SetBpm: lambda doc, cmd, reg: set_bpm(doc, cmd),
     SetMeter: lambda doc, cmd, reg: set_meter(doc, cmd),
+    SetLink: lambda doc, cmd, reg: set_link(doc, cmd),
     Play: lambda doc, cmd, reg: set_playing(doc, True),
     Stop: lambda doc, cmd, reg: set_playing(doc, False),
     Batch: _apply_batch,
@@ -265,7 +284,7 @@ def apply_to_document(doc: Document, cmd: Any, reg: Registry) -> tuple[Document,
 def diff_paths(old: Document, new: Document) -> Changes:
     """Paths that differ between two documents (used when a whole document is replaced)."""
     changes: Changes = []
-    for key in ("bpm", "playing", "meter"):
+    for key in ("bpm", "playing", "meter", "link"):
         if getattr(old.clock, key) != getattr(new.clock, key):
             changes.append(("clock", key))
     if old.modules is not new.modules:
@@ -304,6 +323,7 @@ def apply(state: EditState, cmd: Any, reg: Registry, origin: str = "api", now: f
     if (
         kind is Play
         or kind is Stop
+        or kind is SetLink
         or (kind is LoadDocument and not cmd.undoable)
         or (kind is Batch and all(p == ("clock", "playing") for p in changes))  # transport only
     ):
@@ -319,22 +339,23 @@ def apply(state: EditState, cmd: Any, reg: Registry, origin: str = "api", now: f
     return EditState(doc, _push(state.undo, entry), None), changes
 
 
+def _step(source: Stack | None, target: Stack | None, doc: Document, word: str) -> tuple[Document, Stack | None, Stack, Changes]:
+    """Move the top entry of `source` (undo or redo) to `target`: the patch it saved comes back."""
+    if source is None:
+        raise VTError("nothing_to_undo", f"nothing to {word}")
+    entry = source.top
+    back = UndoEntry(doc, entry.paths, entry.origin, entry.time)
+    return doc.with_patch_of(entry.before), source.rest, _push(target, back), list(entry.paths)
+
+
 def _undo(state: EditState) -> tuple[EditState, Changes]:
-    if state.undo is None:
-        raise VTError("nothing_to_undo", "nothing to undo")
-    entry = state.undo.top
-    doc = state.doc.with_patch_of(entry.before)
-    redo = UndoEntry(state.doc, entry.paths, entry.origin, entry.time)
-    return EditState(doc, state.undo.rest, _push(state.redo, redo)), list(entry.paths)
+    doc, undo, redo, paths = _step(state.undo, state.redo, state.doc, "undo")
+    return EditState(doc, undo, redo), paths
 
 
 def _redo(state: EditState) -> tuple[EditState, Changes]:
-    if state.redo is None:
-        raise VTError("nothing_to_undo", "nothing to redo")
-    entry = state.redo.top
-    doc = state.doc.with_patch_of(entry.before)
-    undo = UndoEntry(state.doc, entry.paths, entry.origin, entry.time)
-    return EditState(doc, _push(state.undo, undo), state.redo.rest), list(entry.paths)
+    doc, redo, undo, paths = _step(state.redo, state.undo, state.doc, "redo")
+    return EditState(doc, undo, redo), paths
 
 
 # --------------------------------------------------------------------------
@@ -350,8 +371,8 @@ def validate_document(data: Any, reg: Registry) -> Document:
     if extra:
         raise VTError("session_invalid", f"unknown document field {sorted(extra)[0]!r}")
     clock = data.get("clock", {})
-    if not isinstance(clock, Mapping) or set(clock) - {"bpm", "playing", "meter"}:
-        raise VTError("session_invalid", "clock must be an object with bpm, playing and meter")
+    if not isinstance(clock, Mapping) or set(clock) - {"bpm", "playing", "meter", "link"}:
+        raise VTError("session_invalid", "clock must be an object with bpm, playing, meter (and link)")
     doc = Document()
     try:
         if "bpm" in clock:
@@ -365,7 +386,10 @@ def validate_document(data: Any, reg: Registry) -> Document:
             raise VTError("invalid_value", "clock.playing must be true or false")
         if isinstance(meter, bool) or not isinstance(meter, int) or not METER_MIN <= meter <= METER_MAX:
             raise VTError("invalid_value", f"clock.meter must be an integer from {METER_MIN} to {METER_MAX}")
-        doc = Document(Clock(doc.clock.bpm, playing, meter), doc.modules, doc.connections)
+        link = clock.get("link", False)
+        if not isinstance(link, bool):
+            raise VTError("invalid_value", "clock.link must be true or false")
+        doc = Document(Clock(doc.clock.bpm, playing, meter, link), doc.modules, doc.connections)
         modules = data.get("modules", {})
         if not isinstance(modules, Mapping):
             raise VTError("invalid_value", "modules must be an object")
