@@ -146,6 +146,7 @@ class Guard:
         self.calls = 0
         self.fire_id = 0  # the call the watchdog interrupted
         self.strikes = 0
+        self.memory_note = "it allocated past the scheduler process's memory cap"  # the scheduler adds the figure
         self.faults: dict[str, str] = {}  # module -> why, for what the watchdog stopped (the scheduler makes it stick)
         self._tags: dict[str, bytes] = {}
         self._checked: dict[int, CheckedOutputs] = {}
@@ -200,6 +201,8 @@ class Guard:
                 guard.enter(inst.name)
                 try:
                     return guard.onsets(inst.name, pattern(inst, p, start, end), start, end)
+                except MemoryError:
+                    raise MemoryError(guard.memory_note) from None
                 finally:
                     guard.leave()
 
@@ -221,7 +224,10 @@ class Guard:
             def guarded_process(inst: Any, p: Any, beat: float, value: Any) -> Any:
                 guard.enter(inst.name)
                 try:
-                    result = process(inst, p, beat, value)
+                    try:
+                        result = process(inst, p, beat, value)
+                    except MemoryError:
+                        raise MemoryError(guard.memory_note) from None
                     if isinstance(result, (list, tuple)) and len(result) > MAX_PROCESS_VALUES:
                         raise ValueError(f"returned {len(result)} values for one event (at most {MAX_PROCESS_VALUES})")
                     return result

@@ -419,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         scheduler.guard, main_thread_id=threading.get_ident(), parent_pid=parent, priority=watchdog_priority
     ).start()
     scheduler.memory = limit_memory(int(opts.get("memory_mb", DEFAULT_MEMORY_MB)))
+    scheduler.guard.memory_note = f"it allocated past the scheduler process's memory cap ({scheduler.memory})"
     gc.freeze()  # what was imported is permanent: keep it out of the collector's walks
     try:
         scheduler.run()
