@@ -31,6 +31,7 @@ SECTIONS = {
     "gui": ("GUI panel latency (issue 6)", "bench_gui.py"),
     "patterns": ("Patterns: query cost against Strudel 1.1 (issue 15)", "bench_patterns.py"),
     "outputs": ("Outputs: playing patterns and building bundles in the scheduler (issue 11)", "bench_outputs.py"),
+    "scsynth": ("At a real scsynth: where each note lands while the kernel or the machine is busy (issue 11)", "bench_scsynth.py"),
     "script": ("Code shell scripts while a slider is dragged (issue 12 #6)", "bench_script.py"),
 }
 
