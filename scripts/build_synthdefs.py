@@ -11,7 +11,7 @@ Python and compiles it to SuperCollider's binary SCgf format, the bytes that
 Every voice writes with OffsetOut, so its onset lands on the exact sample of
 its bundle's timetag (not on the next control block), and frees its node when
 its envelope ends (doneAction 2). `pan` is 0..1 with 0.5 in the middle, as in
-Tidal and Strudel; `amp * gain` is the level. The controls are listed in
+Tidal and Strudel; `amp * gain * velocity` is the level. The controls are listed in
 docs/scsynth.md; keep that page in step with this file.
 """
 
@@ -32,6 +32,11 @@ def _out(b: SynthDefBuilder, sig: object) -> None:
     ugens.OffsetOut.ar(bus=b["out"], source=ugens.Pan2.ar(source=sig, position=b["pan"] * 2 - 1))
 
 
+def _level(b: SynthDefBuilder) -> object:
+    """`amp * gain * velocity`: the SynthDef's level, Strudel's gain and velocity (both 0..1 multipliers)."""
+    return b["amp"] * b["gain"] * b["velocity"]
+
+
 def _voice(name: str, osc: Callable[[SynthDefBuilder], object], **extra: float) -> SynthDef:
     """A sustained voice: attack, hold for `sustain` seconds (or while `gate` is 1 when sustain is 0), release.
 
@@ -39,7 +44,8 @@ def _voice(name: str, osc: Callable[[SynthDefBuilder], object], **extra: float) 
     With `sustain = 0` it is held until `/n_set NODE gate 0`.
     """
     with SynthDefBuilder(
-        out=0.0, freq=440.0, amp=0.2, gain=1.0, pan=0.5, attack=0.005, sustain=0.25, release=0.1, gate=1.0, **extra
+        out=0.0, freq=440.0, amp=0.2, gain=1.0, velocity=1.0, pan=0.5, attack=0.005, sustain=0.25, release=0.1,
+        gate=1.0, **extra,
     ) as b:
         timer = ugens.Line.kr(start=1.0, stop=0.0, duration=b["sustain"]) > 0  # 1 until `sustain` has passed
         held = b["sustain"] <= 0
@@ -49,7 +55,7 @@ def _voice(name: str, osc: Callable[[SynthDefBuilder], object], **extra: float) 
             gate=gate,
             done_action=DoneAction.FREE_SYNTH,
         )
-        _out(b, osc(b) * env * b["amp"] * b["gain"])
+        _out(b, osc(b) * env * _level(b))
     return b.build(name=name)
 
 
@@ -74,24 +80,24 @@ def fm() -> SynthDef:
 
 def kick() -> SynthDef:
     """A sine drum: the pitch falls from 4x `freq` to `freq` in 50 ms, the level over `decay` seconds."""
-    with SynthDefBuilder(out=0.0, freq=50.0, amp=0.5, gain=1.0, pan=0.5, decay=0.3) as b:
+    with SynthDefBuilder(out=0.0, freq=50.0, amp=0.5, gain=1.0, velocity=1.0, pan=0.5, decay=0.3) as b:
         env = ugens.EnvGen.kr(
             envelope=Envelope.percussive(attack_time=0.001, release_time=b["decay"]),
             done_action=DoneAction.FREE_SYNTH,
         )
         sweep = ugens.XLine.kr(start=b["freq"] * 4, stop=b["freq"], duration=0.05)
-        _out(b, ugens.SinOsc.ar(frequency=sweep) * env * b["amp"] * b["gain"])
+        _out(b, ugens.SinOsc.ar(frequency=sweep) * env * _level(b))
     return b.build(name="kick")
 
 
 def hat() -> SynthDef:
     """High-passed noise, `decay` seconds long."""
-    with SynthDefBuilder(out=0.0, freq=8000.0, amp=0.2, gain=1.0, pan=0.5, decay=0.05) as b:
+    with SynthDefBuilder(out=0.0, freq=8000.0, amp=0.2, gain=1.0, velocity=1.0, pan=0.5, decay=0.05) as b:
         env = ugens.EnvGen.kr(
             envelope=Envelope.percussive(attack_time=0.001, release_time=b["decay"]),
             done_action=DoneAction.FREE_SYNTH,
         )
-        _out(b, ugens.HPF.ar(source=ugens.WhiteNoise.ar(), frequency=b["freq"]) * env * b["amp"] * b["gain"])
+        _out(b, ugens.HPF.ar(source=ugens.WhiteNoise.ar(), frequency=b["freq"]) * env * _level(b))
     return b.build(name="hat")
 
 

@@ -167,7 +167,8 @@ def test_voices_end_by_themselves_after_sustain_or_when_the_gate_closes(server: 
     sink.name = "direct"
     base = {"host": "127.0.0.1", "port": server.port, "synth": "sine", "group": GROUP, "add_action": "head"}
     seen = len(server.replies)
-    for release, value in (("timed", {"note": 60, "release": 0.05}), ("gate", {"s": "fm", "note": 64, "release": 0.05})):
+    timed = {"note": 60, "release": 0.05, "velocity": 0.5, "gain": 0.75, "vowel": "a"}
+    for release, value in (("timed", timed), ("gate", {"s": "fm", "note": 64, "release": 0.05})):
         t = time.monotonic() + 0.1
         # Half a beat at 0.6 s per beat: 0.3 s, then the 0.05 s release.
         ev = Event(0.0, t, out.wall.wall(t), out.wall.timetag(t), value, "src", 0.6, 0.5, 0.0, 0.0)
@@ -178,6 +179,12 @@ def test_voices_end_by_themselves_after_sustain_or_when_the_gate_closes(server: 
         go = {args[0]: at for at, a, args in server.replies[seen:] if a == "/n_go"}
         return {args[0]: (go[args[0]], at) for at, a, args in server.replies[seen:] if a == "/n_end" and args[0] in go}
 
+    # While the timed note sounds, its controls are the event's fields (freq from the note name's MIDI 60).
+    assert server.wait_for(lambda: any(a == "/n_go" and r[0] > 1000 for _, a, r in server.replies[seen:]), 5)
+    node = next(r[0] for _, a, r in server.replies[seen:] if a == "/n_go" and r[0] > 1000)
+    got = server.request("/s_get", node, "freq", "velocity", "gain", "sustain", reply="/n_set")
+    controls = dict(zip(got[1::2], got[2::2], strict=True))
+    assert controls == pytest.approx({"freq": 261.6256, "velocity": 0.5, "gain": 0.75, "sustain": 0.3}, rel=1e-4)
     assert server.wait_for(lambda: len(ends()) == 2, 5), server.replies[seen:]
     for started, ended in ends().values():
         assert 0.3 + 0.05 - 0.02 <= ended - started <= 0.3 + 0.05 + 0.05, ended - started
