@@ -25,17 +25,15 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import socket
-import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from pythonosc.osc_message_builder import OscMessageBuilder
-
 from vtkernel.engine.platform import SelfPipe
 from vtkernel.engine.schema import Event
+from vtkernel.engine.timing import oscwire
 from vtkernel.engine.timing.clock import WallClock
 
 Destination = tuple[str, int]
@@ -44,12 +42,8 @@ AHEAD_SAMPLES = 2048
 
 
 def osc_bundle(timetag: int, address: str, args: Sequence[Any]) -> bytes:
-    """One OSC bundle holding one message, with an exact 64-bit timetag."""
-    builder = OscMessageBuilder(address)
-    for arg in args:
-        builder.add_arg(arg)
-    msg = builder.build().dgram
-    return b"#bundle\x00" + struct.pack(">Qi", timetag, len(msg)) + msg
+    """One OSC bundle holding one message, with an exact 64-bit timetag (python-osc's bytes, `oscwire`)."""
+    return oscwire.bundle(timetag, address, args)
 
 
 class SchedulerOutputs:
