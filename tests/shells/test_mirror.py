@@ -179,3 +179,58 @@ def test_the_terminal_completes_every_verb_of_the_table_and_enum_values(monkeypa
     assert completions(m, "help cl") == ["close"]
     monkeypatch.setitem(VERBS, "doctor", Verb("doctor", "doctor", "check the setup"))
     assert "doctor" in completions(m, "d")  # a verb added to the table completes with no other edit
+
+
+def test_the_panels_javascript_patcher_applies_the_engines_connection_deltas(tmp_path) -> None:
+    """Engine-rendered element ops on /connections, through the panel's own applyPatch under node."""
+    import json
+    import random
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from vtkernel.engine.apply import EditState, apply
+    from vtkernel.engine.delta import render_ops
+    from vtkernel.engine.document import Document
+    from vtkernel.engine.schema import default_registry
+    from vtkernel.protocol import AddModule, Batch, Connect, Disconnect, RemoveModule
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (scripts/test.sh installs it)")
+    static = Path(__file__).resolve().parents[2] / "shells" / "static"
+    module = next(p for p in (static / "patch.js", static / "panel.js") if p.exists() and "export function applyPatch" in p.read_text())
+    reg = default_registry()
+    rng = random.Random(7)
+    cases = []
+    for _ in range(60):
+        state, _ = apply(EditState(Document()), Batch(commands=[AddModule(name=f"m{i}", type="lfo") for i in range(8)]), reg)
+        docs, steps = [state.doc], []
+        for _ in range(rng.randrange(1, 25)):
+            src, dst = f"m{rng.randrange(8)}.out", f"m{rng.randrange(8)}.{rng.choice(['rate', 'depth'])}"
+            cmd = rng.choice([Connect(src=src, dst=dst), Connect(src=src, dst=dst), Disconnect(src=src, dst=dst)])
+            if rng.random() < 0.05:
+                cmd = RemoveModule(name=f"m{rng.randrange(8)}") if state.doc.modules else cmd
+            try:
+                state, paths = apply(state, cmd, reg)
+            except Exception:
+                continue
+            docs.append(state.doc)
+            steps.append(paths)
+        base = rng.randrange(len(docs))
+        ops = render_ops(docs[base], docs[-1], [p for step in steps[base:] for p in step])
+        cases.append({"base": docs[base].to_json(), "ops": ops, "want": docs[-1].to_json()})
+    runner = tmp_path / "run.mjs"
+    runner.write_text(
+        f"import {{ applyPatch }} from {json.dumps(module.as_uri())};\n"
+        "let text = ''; process.stdin.on('data', (d) => (text += d));\n"
+        "process.stdin.on('end', () => {\n"
+        "  const out = JSON.parse(text).map((c) => applyPatch(c.base, c.ops));\n"
+        "  process.stdout.write(JSON.stringify(out));\n"
+        "});\n"
+    )
+    run = subprocess.run([node, str(runner)], input=json.dumps(cases), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout)
+    assert [g for g, c in zip(got, cases, strict=True) if g != c["want"]] == []
+    assert any(op["path"].startswith("/connections/") for c in cases for op in c["ops"])
