@@ -181,3 +181,20 @@ def test_the_fast_path_of_a_repeated_value_gives_the_general_paths_haps(k: int, 
     general = pure("x").fmap(lambda v: v)._fast(k)
     assert normal(fast_path.query(b, b + width)) == normal(general.query(b, b + width))
     assert normal(fast_path.query(b + width, b)) == normal(general.query(b + width, b))  # reversed spans too
+
+
+@SETTINGS
+@given(
+    st.fractions(min_value=0, max_value=1, max_denominator=12),
+    st.fractions(min_value=0, max_value=1, max_denominator=12),
+    st.fractions(min_value=-3, max_value=3, max_denominator=24),
+    st.fractions(min_value=0, max_value=3, max_denominator=24),
+)
+def test_the_fast_path_of_a_sequence_step_gives_the_general_paths_haps(
+    x: Fraction, y: Fraction, b: Fraction, width: Fraction
+):
+    lo, hi = min(x, y), max(x, y)
+    fast_path = pure("x").compress(lo, hi)  # one step of a timecat: its own query
+    general = pure("x").fmap(lambda v: v).compress(lo, hi)
+    assert normal(fast_path.query(b, b + width)) == normal(general.query(b, b + width))
+    assert normal(fast_path.query(b + width, b)) == normal(general.query(b + width, b))

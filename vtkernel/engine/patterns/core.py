@@ -919,6 +919,8 @@ class Pattern:
         fragments are the same, without the intermediate haps.
         """
         inv = 1 / f
+        if self._pure is not None and f >= 1:
+            return _pure_slot(self._pure, inv, shift)
         one = _ifrac(1)
         q = self.query_span
         zero_shift = shift == 0
@@ -2060,6 +2062,59 @@ def _pure_grid(value: Any, k: int, tactus: Fraction | None) -> Pattern:
         return out
 
     return Pattern(query, tactus)
+
+
+def _pure_slot(value: Any, width: Fraction, shift: Fraction) -> Pattern:
+    """`pure(value)._gapped(1/width, shift)`: the value in `[c + shift, c + shift + width)` of each cycle c.
+
+    The hot path of a sequence step (`timecat` compresses every step). Worked
+    out from the general `_gapped` for a pure inner pattern: the query is cut at
+    `c + shift`, a piece starting at or after its slot's end has nothing, any
+    other piece is one hap whose part is the piece clipped to the slot.
+    """
+    sn = shift._numerator  # type: ignore[attr-defined]
+    sd = shift._denominator  # type: ignore[attr-defined]
+    wn = width._numerator  # type: ignore[attr-defined]
+    wd = width._denominator  # type: ignore[attr-defined]
+
+    def piece(p0: Fraction, p1: Fraction, ci: int, out: list[Hap]) -> None:
+        # p0 - (ci + shift) >= width: the piece starts after the slot (integers only)
+        n0 = p0._numerator  # type: ignore[attr-defined]
+        d0 = p0._denominator  # type: ignore[attr-defined]
+        if ((n0 - ci * d0) * sd - sn * d0) * wd >= wn * d0 * sd:
+            return
+        slot_begin = _fadd(_ifrac(ci), shift)
+        slot_end = _fadd(slot_begin, width)
+        end = slot_end if _flt(slot_end, p1) else p1
+        out.append(Hap(TimeSpan(slot_begin, slot_end), TimeSpan(p0, end), value))
+
+    def query(span: TimeSpan) -> list[Hap]:
+        qb = span.begin
+        qe = span.end
+        # cycle numbers of the query's ends in the shifted frame (t - shift)
+        bs = (qb._numerator * sd - sn * qb._denominator) // (qb._denominator * sd)  # type: ignore[attr-defined]
+        en = qe._numerator * sd - sn * qe._denominator  # type: ignore[attr-defined]
+        ed = qe._denominator * sd  # type: ignore[attr-defined]
+        es = en // ed
+        out: list[Hap] = []
+        if bs == es or _feq(qb, qe):
+            piece(qb, qe, bs, out)
+            return out
+        if es < bs:
+            return out
+        if es - bs > MAX_SPAN_CYCLES:
+            raise PatternError(f"a query over more than {MAX_SPAN_CYCLES} cycles")
+        cut = _fadd(_ifrac(bs + 1), shift)
+        piece(qb, cut, bs, out)
+        for c in range(bs + 1, es):
+            nxt = _fadd(_ifrac(c + 1), shift)
+            piece(cut, nxt, c, out)
+            cut = nxt
+        if en % ed != 0:
+            piece(cut, qe, es, out)
+        return out
+
+    return Pattern(query)
 
 
 def steady(value: Any) -> Pattern:
