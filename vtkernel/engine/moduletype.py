@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
+from vtkernel.jsonpatch import to_json
 from vtkernel.protocol import VTError
 
 ParamKind = Literal["float", "int", "bool", "enum", "string", "steps", "pattern", "list"]
@@ -84,7 +85,7 @@ class ParamSpec:
             raise VTError("invalid_value", f"{where} must be <= {_num(hi)}, got {_num(value)}")
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "default": _jsonable(self.default), "doc": self.doc}
+        out: dict[str, Any] = {"kind": self.kind, "default": to_json(self.default), "doc": self.doc}
         if self.min is not None:
             out["min"] = self.min
             out["min_exclusive"] = self.min_exclusive
@@ -190,8 +191,6 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _jsonable(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
 
 
 Params = Mapping[str, Any]

@@ -61,6 +61,7 @@ from typing import Any
 
 import vtkernel
 from vtkernel.api import VT
+from vtkernel.jsonpatch import to_json
 from vtkernel.live.analysis import Facts, Plan, Statement, collector_paused, plan, split_statements
 from vtkernel.protocol import VTError
 
@@ -468,8 +469,8 @@ class LiveFile:
                 spec = specs.get(param)
                 if spec is None or module.params.get(param) == spec.default:
                     continue
-                vt.set(f"{name}.{param}", _as_json(spec.default))
-                done.append(f"{name}.{param} = {_as_json(spec.default)!r} (the default)")
+                vt.set(f"{name}.{param}", to_json(spec.default))
+                done.append(f"{name}.{param} = {to_json(spec.default)!r} (the default)")
         if self.vt.recreated:
             for src, dst in now.connections:
                 ends = {src.partition(".")[0], dst.partition(".")[0]}
@@ -524,8 +525,6 @@ class LiveFile:
 # --------------------------------------------------------------------------
 
 
-def _as_json(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
 
 
 def _union(records: list[_Record]) -> Declarations:
