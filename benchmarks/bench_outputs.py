@@ -10,6 +10,8 @@
    render time over the music's duration.
 2. Building one event's OSC bundle (the sink's mapping plus the encoding),
    per sink and layout; baseline: `osc_out` with a plain number.
+3. Encoding one `/dirt/play` message: python-osc's builder against the
+   scheduler's own encoder (`oscwire`, the same bytes).
 
 Everything runs in this process on explicit times: no sockets, no sleeping.
 """
@@ -17,17 +19,21 @@ Everything runs in this process on explicit times: no sockets, no sleeping.
 from __future__ import annotations
 
 import statistics
+import struct
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from pythonosc.osc_message_builder import OscMessageBuilder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vtkernel.engine.moduletype import Event
 from vtkernel.engine.patterns.tree import validate_json
 from vtkernel.engine.schema import BUILTIN_TYPES
-from vtkernel.engine.sinks import OscOut, SuperDirt
+from vtkernel.engine.sinks import OscOut, SuperDirt, dirt_args, dirt_controls
+from vtkernel.engine.timing import oscwire
 from vtkernel.engine.timing.clock import WallClock
 from vtkernel.engine.timing.outputs import osc_bundle
 from vtkernel.engine.timing.render import Renderer
@@ -135,7 +141,34 @@ def main() -> int:
         us = per_event_us(sink, params, value)
         base_us = us if base_us is None else base_us
         print(f"| {label} | {us:.1f} | {us / base_us:.1f}x |")
+    print()
+    print("### Encoding one `/dirt/play` message (11 name/value pairs)\n")
+    print("| encoder | us per message | vs python-osc |")
+    print("|---|---|---|")
+    args = dirt_args(dirt_controls(event(fields), 0, "drums"))
+    ref = encode_us(lambda: python_osc_bundle(1 << 62, "/dirt/play", args))
+    ours = encode_us(lambda: oscwire.bundle(1 << 62, "/dirt/play", args))
+    print(f"| python-osc `OscMessageBuilder` (baseline) | {ref:.1f} | 1.0x |")
+    print(f"| `vtkernel.engine.timing.oscwire` (what the scheduler uses) | {ours:.1f} | {ours / ref:.2f}x |")
     return 0
+
+
+def python_osc_bundle(timetag: int, address: str, args: list[Any]) -> bytes:
+    builder = OscMessageBuilder(address)
+    for arg in args:
+        builder.add_arg(arg)
+    msg = builder.build().dgram
+    return b"#bundle\0" + struct.pack(">Qi", timetag, len(msg)) + msg
+
+
+def encode_us(fn: Any, n: int = 20000) -> float:
+    runs = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        runs.append((time.perf_counter() - t0) / n * 1e6)
+    return statistics.median(runs)
 
 
 if __name__ == "__main__":
