@@ -69,7 +69,7 @@ def main(argv: list[str]) -> int:
                 text += "\n" + part
                 continue
             end = text.find("\n## ", start + 1)
-            text = text[:start] + part + (text[end + 1 :] if end >= 0 else "")
+            text = text[:start] + part + ("\n" + text[end + 1 :] if end >= 0 else "")
         DOC.write_text(text)
     print(DOC.read_text())
     return 0
