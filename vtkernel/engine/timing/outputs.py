@@ -3,7 +3,9 @@
 `SchedulerOutputs` implements `vtkernel.engine.schema.Outputs` for the
 scheduler loop. Nothing here may block the clock:
 
-- OSC goes through one connected, non-blocking UDP socket per destination.
+- OSC bundles are encoded by `oscwire` (python-osc's bytes, without its
+  per-argument cost) and go through one connected, non-blocking UDP socket
+  per destination.
   A connected socket is what lets Linux report "nothing listens on that
   port" (ICMP port unreachable comes back as ECONNREFUSED on a later send).
   Host names are resolved on a helper thread, because `getaddrinfo` can
