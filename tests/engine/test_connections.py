@@ -123,3 +123,36 @@ def test_the_scheduler_rebuilds_only_routes_on_a_connection_edit() -> None:
     gone, paths = apply(after, RemoveModule(name="s"), REG)
     r.apply([(op, None) for op in render_ops(after.doc, gone.doc, paths)], 3, now=0.0)
     assert r.live == {k: v for k, v in gone.doc.to_json().items()} and r.routes().events_to == {}
+
+
+def test_a_quantized_connect_still_waits_for_its_bar() -> None:
+    from vtkernel.engine.runtime import _quantize_of
+    from vtkernel.engine.timing.quantize import quantized_paths
+
+    state = EditState(Document())
+    state, _ = apply(
+        state,
+        Batch(commands=[AddModule(name="s", type="seq", params={"steps": [60] * 4}), AddModule(name="r", type="recorder")]),
+        REG,
+    )
+    connect = Connect(src="s.out", dst="r.in", quantize="bar")
+    after, paths = apply(state, connect, REG)
+    assert quantized_paths(connect, paths) == [(("connections", "s.out", "r.in"), "bar")]
+    ops = render_ops(state.doc, after.doc, paths)
+    latest = {p: (0, q) for p, q in quantized_paths(connect, paths)}
+    assert [_quantize_of(op["path"], latest) for op in ops] == ["bar"]
+    out = FakeOutputs()
+    r = Renderer({cls.type_name: cls for cls in BUILTIN_TYPES}, out, lookahead=0.05, wall=WallClock(1e9))
+    playing = state.doc.to_json()
+    playing["clock"]["playing"] = True
+    r.reset(playing, 1, now=0.0)
+    r.advance(0.0)
+    r.advance(0.3)  # beat ~0.7 at 120 bpm: inside the first bar
+    r.apply([(op, "bar") for op in ops], 2, now=0.3)
+    assert r.target["connections"] == [{"src": "s.out", "dst": "r.in"}] and r.live["connections"] == []
+    t = 0.3
+    while t < 2.5:  # past beat 4, the next bar
+        t += 0.01
+        r.advance(t)
+    assert r.live["connections"] == r.target["connections"]
+    assert out.recorded and min(beat for _, beat, _ in out.recorded) == 4.0  # the first event routed is on the bar
