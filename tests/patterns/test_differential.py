@@ -12,8 +12,8 @@ throw here too. Three levels:
   (`test_chain_*`).
 
 `VT_DIFF_EXAMPLES=N` sets how many texts hypothesis generates per test (default keeps the suite
-well under a minute). The counts of compared and differing cases are written to
-test-artifacts/differential.json at the end of the session (docs/patterns.md quotes them).
+well under a minute). The counts of compared and differing cases are appended, one record per
+run, to test-artifacts/differential.json (or $VT_DIFF_COUNTS); docs/patterns.md quotes them.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from fractions import Fraction as F
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,14 +50,17 @@ SETTINGS = settings(
 
 @pytest.fixture(scope="module", autouse=True)
 def _write_counts() -> Iterator[None]:
+    """Append this run's counts to test-artifacts/differential.json (one record per run)."""
     yield
     out = ROOT / "test-artifacts"
     out.mkdir(exist_ok=True)
-    path = out / "differential.json"
-    old = json.loads(path.read_text()) if path.exists() else {}
-    merged = Counter(old.get("counts", {}))
-    merged.update(STATS)
-    path.write_text(json.dumps({"counts": dict(merged), "diffs": old.get("diffs", []) + DIFFS[:50]}, indent=1))
+    path = Path(os.environ.get("VT_DIFF_COUNTS", out / "differential.json"))
+    runs = json.loads(path.read_text()).get("runs", []) if path.exists() else []
+    runs.append({"examples": EXAMPLES, "random": SETTINGS.derandomize is False, "counts": dict(STATS), "diffs": DIFFS[:50]})
+    total: Counter[str] = Counter()
+    for r in runs:
+        total.update(r["counts"])
+    path.write_text(json.dumps({"total": dict(total), "runs": runs}, indent=1))
 
 
 # ---------------------------------------------------------------------------------------------
