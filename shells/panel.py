@@ -1,7 +1,7 @@
 """The GUI panel (`vt.panel()`): an anywidget whose JavaScript is a protocol-v1 client.
 
 The widget itself knows nothing about the engine or the hub. Its front end
-(`static/panel.js`) keeps a mirror of the document and speaks protocol v1
+(`static/*.js`, one ES module per part, joined by `bundle()`; see `static/panel.js`) keeps a mirror of the document and speaks protocol v1
 (SPEC §5) over the widget's custom messages; whoever creates the widget
 connects those messages to a hub client (in the kernel: `vtkernel.kernel.panel`).
 
@@ -28,6 +28,7 @@ comm messages (the hub's subshell thread, once pinned).
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +41,53 @@ STATIC = Path(__file__).parent / "static"
 PANEL_MESSAGE_TYPES = ("hello",)  # messages for the relay itself; everything else is protocol v1
 
 
+# The front end's modules, each a plain ES module (node can import them one by one), in an order
+# where every module comes after the ones it imports. `bundle()` joins them into the single ES
+# module anywidget takes: no build step, no bundler.
+MODULES = (
+    "patch.js",
+    "dom.js",
+    "client.js",
+    "controls.js",
+    "pictures.js",
+    "editor.js",
+    "command_shell.js",
+    "code_shell.js",
+    "panel.js",
+)
+_IMPORT = re.compile(r'^import \{([^}]*)\} from "\./([\w.]+)";\n', re.M)
+_EXPORT = re.compile(r"^export (?=(?:async )?(?:function|class|const|let) )", re.M)
+_TOP_NAME = re.compile(r"^(?:export )?(?:async )?(?:function\*?|class|const|let)\s+([A-Za-z_$][\w$]*)", re.M)
+
+
+def bundle(directory: Path = STATIC, modules: tuple[str, ...] = MODULES) -> str:
+    """One ES module from the front end's modules: their own imports dropped, their exports made local.
+
+    Raises ValueError if a module imports one that does not come before it, imports a name that
+    module does not define, or two modules define the same top-level name (they share one scope).
+    """
+    parts: list[str] = []
+    owner: dict[str, str] = {}
+    for name in modules:
+        text = (directory / name).read_text(encoding="utf-8")
+        for match in _IMPORT.finditer(text):
+            source = match.group(2)
+            if source not in modules[: modules.index(name)]:
+                raise ValueError(f"{name} imports ./{source}, which is not an earlier module in MODULES")
+            for imported in (n.strip() for n in match.group(1).split(",") if n.strip()):
+                if owner.get(imported) != source:
+                    raise ValueError(f"{name} imports {imported} from ./{source}, which does not define it")
+        for top in _TOP_NAME.findall(text):
+            if top in owner:
+                raise ValueError(f"{top} is defined by both {owner[top]} and {name}")
+            owner[top] = name
+        body = _EXPORT.sub("", _IMPORT.sub("", text))
+        if name != modules[-1] and "export default" in body:
+            raise ValueError(f"{name}: only the last module may have a default export")
+        parts.append(f"// ----- {name}\n{body}")
+    return "\n".join(parts)
+
+
 class Panel(anywidget.AnyWidget):  # type: ignore[misc]
     """The editor, command and code shells together. Display it (it is a widget).
 
@@ -47,7 +95,7 @@ class Panel(anywidget.AnyWidget):  # type: ignore[misc]
     on the thread that handles the widget's comm (the hub's, once the relay pins it).
     """
 
-    _esm = (STATIC / "panel.js").read_text(encoding="utf-8")
+    _esm = bundle()
     _css = (STATIC / "panel.css").read_text(encoding="utf-8")
 
     # Lets every view of this widget in one browser window share one client (see panel.js).
