@@ -75,6 +75,36 @@ class Kernel:
     def client(self, **hello: Any) -> VTClient:
         return VTClient(self.km, **hello)
 
+    CELL_RUNNING = "vt-test: the cell is running"
+
+    def start_cell(self, code: str, timeout: float = 30) -> str:
+        """Start a cell without waiting for it; return once it is running (it prints a marker first).
+
+        Tests that assert something is served *while* a cell runs must not
+        sleep and hope the cell has started: this waits for the marker on iopub.
+        """
+        msg_id: str = self.kc.execute(f"print({self.CELL_RUNNING!r}, flush=True)\n" + code)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                msg = self.kc.get_iopub_msg(timeout=1)
+            except queue.Empty:
+                continue
+            if (
+                msg["msg_type"] == "stream"
+                and msg["parent_header"].get("msg_id") == msg_id
+                and self.CELL_RUNNING in msg["content"].get("text", "")
+            ):
+                return msg_id
+        raise AssertionError("the cell never started running")
+
+    def finish_cell(self, msg_id: str, timeout: float = 60) -> dict[str, Any]:
+        """Wait for the execute_reply of a cell started with `start_cell`."""
+        while True:
+            reply = self.kc.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return dict(reply["content"])
+
 
 def start_kernel(env: dict[str, str] | None = None, cwd: str | None = None, stderr: Any = None) -> Kernel:
     """`stderr`: a file for the kernel process's own stderr (its log), to assert on."""

@@ -344,3 +344,75 @@ def test_telemetry_reaches_every_subscriber_even_when_the_budget_was_spent() -> 
         hub.close()
         engine.stop()
         loop.close()
+
+
+# ----- fuzz: no traceback anywhere, whatever a client sends (issue 13) -----------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_text = st.text(max_size=12) | st.sampled_from([SURROGATE, "\ud800", "a\udc80b", "lfo\n", "x" * 70, ""])
+_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | _text
+_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4), max_leaves=10)
+_commands = st.fixed_dictionaries(
+    {"op": st.sampled_from(["add_module", "set_param", "connect", "batch", "set_bpm", "remove_module", "bogus"])},
+    optional={k: _values for k in ("name", "type", "module", "param", "value", "src", "dst", "bpm", "commands", "params")},
+)
+_datas = st.one_of(
+    _values,
+    st.fixed_dictionaries({"type": st.sampled_from(["command", "text", "resync", "get_script", "script_view", "run_script", "bogus"])}, optional={"id": _values, "command": _values, "text": _values, "on": _values}),
+    st.fixed_dictionaries({"type": st.just("command"), "id": st.integers() | _text, "command": _commands}),
+)
+
+
+def _nest(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+_raw_tails = st.one_of(
+    st.integers(1, 20_000).map(_nest),
+    st.integers(1, 6000).map(lambda n: b"9" * n),
+    st.binary(max_size=40),
+    st.sampled_from([b"{", b'{"a" 1}', b"[[[}}", b"nul", b'"\\ud800"', b"1e999999", b"-" * 5]),
+)
+
+
+@st.composite
+def _raw_frames(draw: Any, comm_id: str) -> tuple[str, bytes]:
+    """A whole content frame: valid JSON of a hostile shape, or bytes that are not JSON at all."""
+    if draw(st.booleans()):
+        data = draw(_datas)
+        if isinstance(data, dict) and isinstance(data.get("command"), dict):
+            data["command"]["zz_unknown_field"] = 1  # never a valid command: nothing may change
+        return "comm_msg", ascii_json({"comm_id": comm_id, "data": data})
+    kind = draw(st.sampled_from(["comm_msg", "comm_msg", "comm_open", "comm_close", "execute_request"]))
+    if kind != "comm_msg":  # a well-formed comm_close of our own comm would end the test's subscription
+        comm_id = "fuzz-other"
+    head = b'{"comm_id": "' + comm_id.encode() + b'", "target_name": "vtkernel.state", "data": {"type": "command", "id": "raw", "command": '
+    return kind, head + draw(_raw_tails) + draw(st.sampled_from([b"}}", b"}", b""]))
+
+
+def test_hostile_input_fuzz_never_writes_a_traceback_and_changes_nothing(logged_kernel: tuple[Kernel, Path]) -> None:
+    kernel, log_path = logged_kernel
+    kernel.ok("vt.module('fz', 'lfo'); vt.module('o', 'osc_out')")
+    before = kernel.ok("%vt state")
+    c = kernel.client(shell="fuzz")
+    sent = [0]
+
+    @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(_raw_frames(c.comm_id))
+    def attack(frame: tuple[str, bytes]) -> None:
+        send_frames(c, frame[0], frame[1])
+        sent[0] += 1
+
+    attack()
+    assert c.reply(c.text("get fz.rate", msg_id="marker"), timeout=60)["type"] == "ack"
+    replies = [m for m in c.messages if m["type"] in ("ack", "error")]
+    assert all(m["type"] == "error" for m in replies[:-1]), [m for m in replies if m["type"] == "ack"][:3]
+    assert all(set(m["error"]) == {"code", "message"} and "\n" not in m["error"]["message"] for m in replies[:-1])
+    assert kernel.ok("%vt state") == before
+    kernel.ok("print('sync')")
+    assert "Traceback" not in iopub_stderr(c)
+    log = log_path.read_text()
+    assert "Traceback" not in log, log[-4000:]
+    c.close()

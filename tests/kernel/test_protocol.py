@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import queue
 import time
 from typing import Any
 
@@ -112,31 +113,31 @@ def test_a_20k_change_burst_is_coalesced_within_the_iopub_budget(kernel: Kernel)
 def test_comm_commands_are_acked_while_a_cell_blocks(kernel: Kernel) -> None:
     c = kernel.client()
     kernel.ok("vt.module('l', 'lfo')")
-    kernel.kc.execute("import time; time.sleep(6)")
-    time.sleep(0.5)
+    cell = kernel.start_cell("import time; time.sleep(6)")
     t0 = time.monotonic()
     reply = c.call({"op": "set_param", "module": "l", "param": "rate", "value": 7}, timeout=5)
     assert reply["type"] == "ack" and time.monotonic() - t0 < 1.5
+    assert kernel.finish_cell(cell)["status"] == "ok"  # the cell really was running all along
     c.close()
 
 
 def test_comm_commands_are_acked_while_a_cell_burns_cpu(kernel: Kernel) -> None:
     c = kernel.client()
     kernel.ok("vt.module('l', 'lfo')")
-    kernel.kc.execute("import time\nt = time.time()\nwhile time.time() - t < 6:\n    sum(range(1000))")
-    time.sleep(0.5)
+    cell = kernel.start_cell("import time\nt = time.time()\nwhile time.time() - t < 6:\n    sum(range(1000))")
     t0 = time.monotonic()
     reply = c.call({"op": "set_param", "module": "l", "param": "rate", "value": 8}, timeout=5)
     assert reply["type"] == "ack" and time.monotonic() - t0 < 2.0
+    assert kernel.finish_cell(cell)["status"] == "ok"
     c.close()
 
 
 def test_a_panel_opened_during_a_blocking_cell_gets_its_snapshot_at_once(kernel: Kernel) -> None:
-    kernel.kc.execute("import time; time.sleep(6)")
-    time.sleep(0.5)
+    cell = kernel.start_cell("import time; time.sleep(6)")
     t0 = time.monotonic()
     c = kernel.client()
     assert time.monotonic() - t0 < 2.0
+    assert kernel.finish_cell(cell)["status"] == "ok"
     c.close()
 
 
@@ -190,10 +191,45 @@ def test_hostile_messages_get_error_replies_and_change_nothing(shared_kernel: Ke
     c.close()
 
 
+def _read_iopub_until_idle(kc: Any, msg_id: str, timeout: float = 30) -> list[dict[str, Any]]:
+    """Every iopub message `kc` receives, whatever its parent, until `msg_id`'s idle status."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            msg = kc.get_iopub_msg(timeout=1)
+        except queue.Empty:
+            continue
+        seen.append(msg)
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle" and msg["parent_header"].get("msg_id") == msg_id:
+            return seen
+    raise AssertionError(f"no idle for {msg_id}")
+
+
 def test_the_engine_is_silent_on_iopub_until_a_client_subscribes(kernel: Kernel) -> None:
-    seen = []
-    kernel.kc.execute_interactive("vt.module('q', 'lfo'); vt.set('q.rate', 3)", output_hook=lambda m: seen.append(m["msg_type"]))
-    assert "comm_msg" not in seen and "comm_open" not in seen
+    from tests.conftest import own_client
+
+    watcher = own_client(kernel.connection_file)  # reads ALL of iopub, not only its own requests' replies
+    try:
+        # iopub is a subscription socket: make sure the watcher is connected before the cell.
+        for _ in range(50):
+            probe = kernel.kc.execute("pass")
+            if any(m["msg_type"] == "status" for m in _read_iopub_until_idle(watcher, probe, 5) if m["parent_header"].get("msg_id") == probe):
+                break
+        cell = kernel.kc.execute("vt.module('q', 'lfo'); vt.set('q.rate', 3)\nfor i in range(200):\n    vt.set('q.rate', 1 + i / 10)")
+        kinds = {m["msg_type"] for m in _read_iopub_until_idle(watcher, cell)}
+        assert "comm_msg" not in kinds and "comm_open" not in kinds, kinds
+        # The watcher does see comm traffic once someone subscribes (so the check above can fail).
+        c = kernel.client()
+        cell = kernel.kc.execute("vt.set('q.rate', 4)")
+        after = _read_iopub_until_idle(watcher, cell)
+        assert c.wait_for(lambda: bool(c.of_type("delta")))
+        more = [m["msg_type"] for m in after]
+        while "comm_msg" not in more:
+            more.append(watcher.get_iopub_msg(timeout=5)["msg_type"])
+        c.close()
+    finally:
+        watcher.stop_channels()
 
 
 def test_deltas_are_valid_json_patches_against_their_base(kernel: Kernel) -> None:

@@ -23,19 +23,19 @@ def test_the_hub_runs_on_its_own_ipykernel_subshell(kernel: Kernel) -> None:
 
 def test_comm_messages_of_hub_comms_are_routed_to_the_subshell(kernel: Kernel) -> None:
     c = kernel.client()
-    kernel.kc.execute("import time; time.sleep(4)")
-    time.sleep(0.3)
+    cell = kernel.start_cell("import time; time.sleep(4)")
     t0 = time.monotonic()
     reply = c.reply(c.text("state"), timeout=3)
     assert reply["type"] == "ack", "comm_msg went to the busy main shell (pin_to_subshell / _reply_subshell_for)"
     assert time.monotonic() - t0 < 2
+    kernel.finish_cell(cell)
     c.close()
 
 
 def test_comm_open_is_rerouted_to_the_subshell(kernel: Kernel) -> None:
-    kernel.kc.execute("import time; time.sleep(4)")
-    time.sleep(0.3)
+    cell = kernel.start_cell("import time; time.sleep(4)")
     t0 = time.monotonic()
     c = kernel.client()  # waits for its snapshot
     assert time.monotonic() - t0 < 2, "comm_open waited for the main shell (reroute_comm_open)"
+    kernel.finish_cell(cell)
     c.close()

@@ -158,15 +158,14 @@ def test_changes_made_elsewhere_are_printed_and_own_changes_are_not(k: Kernel, b
 def test_the_shell_is_answered_while_a_cell_runs(k: Kernel, batch_shell: Lines) -> None:
     batch_shell.send("get lfo1.rate")
     batch_shell.next()
-    msg_id = k.kc.execute("import time; time.sleep(3)")
+    msg_id = k.start_cell("import time; time.sleep(3)")  # returns once the cell is running
     try:
         start = time.monotonic()
         batch_shell.send("set lfo1.depth 0.5")
         assert re.fullmatch(r"ok v\d+", batch_shell.next(timeout=2))
         assert time.monotonic() - start < 1.5
     finally:
-        while k.kc.get_shell_msg(timeout=10)["parent_header"].get("msg_id") != msg_id:
-            pass
+        assert k.finish_cell(msg_id)["status"] == "ok"
 
 
 def test_without_a_file_it_attaches_to_the_most_recent_kernel(k: Kernel, history: Path, tmp_path: Path) -> None:

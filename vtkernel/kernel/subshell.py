@@ -231,8 +231,8 @@ def screen_message(kernel: Any, msg: list[Any]) -> tuple[str, str, bytes] | None
         why = f"a comm message over {MAX_COMM_FRAME_BYTES} bytes"
     else:
         why = next((p for p in map(json_problem, parts) if p is not None), "")
-        if not why and msg_type in _COMM_TYPES:
-            why = _comm_shape_problem(parts)
+        if not why:
+            why = _shape_problem(parts, msg_type in _COMM_TYPES)
     if not why:
         return None
     if session.auth is not None and not hmac.compare_digest(session.sign(parts), _bytes(frames[0])):
@@ -240,12 +240,13 @@ def screen_message(kernel: Any, msg: list[Any]) -> tuple[str, str, bytes] | None
     return (msg_type or b"?").decode("ascii", "replace"), why, content
 
 
-def _comm_shape_problem(parts: list[bytes]) -> str:
-    """Why a bounded comm message would still make ipykernel log a traceback ("" if none).
+def _shape_problem(parts: list[bytes], comm: bool) -> str:
+    """Why a bounded message would still make ipykernel log a traceback ("" if none).
 
-    ipykernel unpacks it on two threads and indexes `content["comm_id"]`; a
-    frame that is not JSON, or content without a comm id, would raise there.
-    Parsing these small frames once more costs microseconds.
+    ipykernel unpacks every frame, and for comm messages indexes
+    `content["comm_id"]` on two threads; a frame that is not JSON, or comm
+    content without a comm id, would raise there. Parsing these frames once
+    more costs microseconds (milliseconds for a 1 MiB cell).
     """
     try:
         header, parent, metadata, content = (json.loads(p) for p in parts)
@@ -253,7 +254,7 @@ def _comm_shape_problem(parts: list[bytes]) -> str:
         return f"a frame is not valid JSON ({type(exc).__name__})"
     if not all(isinstance(x, dict) for x in (header, parent, metadata, content)):
         return "header, parent, metadata and content must be JSON objects"
-    if not isinstance(content.get("comm_id"), str):
+    if comm and not isinstance(content.get("comm_id"), str):
         return "a comm message needs a string comm_id"
     return ""
 
