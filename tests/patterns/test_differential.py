@@ -368,6 +368,10 @@ SIGNAL_BASES: list[tuple[str, Callable[[], core.Pattern]]] = [
     ('n("0 2 4 <6 7>").scale("C:minor")', lambda: controls.n("0 2 4 <6 7>").scale("C:minor")),
     ('note("c3 eb3 [g3 bb3]").s("piano")', lambda: controls.note("c3 eb3 [g3 bb3]").s("piano")),
     ('s("bd*2 [~ sd]").n("<0 3>")', lambda: controls.s("bd*2 [~ sd]").n("<0 3>")),
+    ('stack("a b", "c*2 <d e>")', lambda: core.stack("a b", "c*2 <d e>")),
+    ('cat("a b", "<c d>", "e?")', lambda: core.cat("a b", "<c d>", "e?")),
+    ('seq("0 1", ["2", "3 4"])', lambda: core.seq("0 1", ["2", "3 4"])),
+    ('timeCat([1, "a b"], [2, "c"])', lambda: core.timecat((1, "a b"), (2, "c"))),
 ]
 
 TEXT_BASES = ["a b [c d]", "0 1 2 3", "<a b> [c d e]", "bd*2 [~ sd] hh?", "[0 2] <4 [5 7]>", "bd:3 sd:<1 2>"]
@@ -379,6 +383,9 @@ CONTROL_METHODS: dict[str, list[st.SearchStrategy[Arg]]] = {
     "s": [_strs("bd", "<bd sd>", "hh*2")],
     "scale": [_strs("C:minor", "D:dorian", "<C:major A:minor>", "E:pentatonic")],
     "add": [st.one_of(_nums(7, 12, 0.5), _strs("<0 12>", "0 3"))],
+    "sub": [st.one_of(_nums(1, 0.5), _strs("<0 1>"))],
+    "mul": [st.one_of(_nums(2, 0.5), _strs("1 2"))],
+    "range": [_nums(1, -1), _nums(5, 8)],
 }
 
 
