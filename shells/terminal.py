@@ -371,6 +371,8 @@ def arg_options(mirror: Mirror, verb: str, index: int, words: list[str], current
         return [d for s, d in mirror.connections() if s == before]
     if kind == "type":
         return sorted(mirror.schema)
+    if kind == "onoff":
+        return ["on", "off"]
     if kind == "assign":
         return mirror.assignments(words[2] if len(words) > 2 else "", current)
     if kind == "verb":

@@ -39,6 +39,7 @@ from vtkernel.protocol import (
     Redo,
     RemoveModule,
     SetBpm,
+    SetLink,
     SetMeter,
     SetParam,
     Stop,
@@ -167,6 +168,14 @@ class VT:
 
     def bpm(self, bpm: float) -> None:
         self.command(SetBpm(bpm=bpm))
+
+    def link(self, on: bool = True) -> None:
+        """Join (or, with `False`, leave) an Ableton Link session: tempo, beat and phase follow the session.
+
+        A bar here starts with the session's bar (quantum = the meter). Needs the `aalink` package
+        (`pip install 'vtkernel[link]'`). See docs/link.md.
+        """
+        self.command(SetLink(link=bool(on)))
 
     def meter(self, beats: int) -> None:
         """Beats per bar (1..64): where `@bar` lands and how long a pattern's default cycle is."""

@@ -62,6 +62,13 @@ def _add(args: list[str]) -> dict[str, Any]:
     return data
 
 
+def _on_off(word: str, usage: str) -> bool:
+    value = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False}.get(word.lower())
+    if value is None:
+        raise VTError("invalid_command", f"expected on or off, got {word!r}; usage: {usage}")
+    return value
+
+
 _BUILDERS: dict[str, Callable[[list[str]], dict[str, Any]]] = {
     "add": _add,
     "rm": lambda a: {"op": "remove_module", "name": a[0]},
@@ -69,6 +76,7 @@ _BUILDERS: dict[str, Callable[[list[str]], dict[str, Any]]] = {
     "disconnect": lambda a: {"op": "disconnect", "src": a[0], "dst": a[1]},
     "bpm": lambda a: {"op": "set_bpm", "bpm": parse_value(a[0])},
     "meter": lambda a: {"op": "set_meter", "meter": parse_value(a[0])},
+    "link": lambda a: {"op": "set_link", "link": _on_off(a[0], "link on|off")},
     "play": lambda a: {"op": "play"},
     "stop": lambda a: {"op": "stop"},
     "undo": lambda a: {"op": "undo"},

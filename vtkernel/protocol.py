@@ -223,6 +223,13 @@ class SetMeter(_Command):
         return int(v)
 
 
+class SetLink(_Command):
+    """Join (`true`) or leave an Ableton Link session (SPEC §10). Like play/stop, not undoable."""
+
+    op: Literal["set_link"] = "set_link"
+    link: bool
+
+
 class Play(_Command):
     op: Literal["play"] = "play"
     quantize: Quantize | None = None
@@ -247,14 +254,14 @@ class Batch(_Command):
 
 
 Command = Annotated[
-    Union[AddModule, RemoveModule, SetParam, Connect, Disconnect, SetBpm, SetMeter, Play, Stop, Batch, Undo, Redo],
+    Union[AddModule, RemoveModule, SetParam, Connect, Disconnect, SetBpm, SetMeter, SetLink, Play, Stop, Batch, Undo, Redo],
     Field(discriminator="op"),
 ]
 Batch.model_rebuild()
 
 COMMAND_MODELS: dict[str, type[BaseModel]] = {
     m.model_fields["op"].default: m
-    for m in (AddModule, RemoveModule, SetParam, Connect, Disconnect, SetBpm, SetMeter, Play, Stop, Batch, Undo, Redo)
+    for m in (AddModule, RemoveModule, SetParam, Connect, Disconnect, SetBpm, SetMeter, SetLink, Play, Stop, Batch, Undo, Redo)
 }
 
 _command_adapter: TypeAdapter[Any] = TypeAdapter(Command)

@@ -26,7 +26,7 @@ from typing import Literal
 #   name (a new name: nothing to offer), type (a module type), assign (PARAM=VALUE of
 #   the type before it), verb, path (a file), text (free text).
 ArgKind = Literal[
-    "module", "param", "value", "output", "input", "source", "target", "name", "type", "assign", "verb", "path", "text"
+    "module", "param", "value", "output", "input", "source", "target", "name", "type", "assign", "verb", "path", "text", "onoff"
 ]
 
 
@@ -68,6 +68,7 @@ VERBS: dict[str, Verb] = {
         Verb("disconnect", "disconnect SRC DST", "remove a connection", 2, 2, "engine", edits=True, args=("source", "target")),
         Verb("bpm", "bpm VALUE", "set the tempo (20..999)", 1, 1, "engine", edits=True),
         Verb("meter", "meter VALUE", "set the beats per bar (1..64), where @bar lands", 1, 1, "engine", edits=True),
+        Verb("link", "link on|off", "join or leave an Ableton Link session (tempo and phase shared)", 1, 1, "engine", edits=True, args=("onoff",)),
         Verb("play", "play", "start the transport", kind="engine", edits=True),
         Verb("stop", "stop", "stop the transport", kind="engine", edits=True),
         Verb("undo", "undo", "undo the last patch edit", kind="engine", edits=True),

@@ -77,7 +77,7 @@ def test_help_lists_every_verb_from_one_table() -> None:
 
 def test_the_parser_takes_its_verbs_and_argument_counts_from_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
     minimal = {"add": "a lfo", "rm": "a", "set": "a.rate 2", "get": "a.rate", "connect": "a.out b.rate",
-               "disconnect": "a.out b.rate", "bpm": "90", "meter": "3", "open": "x", "load": "x", "watch": "x",
+               "disconnect": "a.out b.rate", "bpm": "90", "meter": "3", "link": "on", "open": "x", "load": "x", "watch": "x",
                "unwatch": "x"}
     for name, verb in VERBS.items():
         parsed = parse_line(f"{name} {minimal.get(name, '')}")

@@ -8,6 +8,7 @@ failing `batch` changes nothing by construction.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -29,6 +30,7 @@ from vtkernel.protocol import (
     Redo,
     RemoveModule,
     SetBpm,
+    SetLink,
     SetMeter,
     SetParam,
     Stop,
@@ -209,6 +211,22 @@ def set_meter(doc: Document, cmd: SetMeter) -> tuple[Document, Changes]:
     return Document(replace(doc.clock, meter=meter), doc.modules, doc.connections), [("clock", "meter")]
 
 
+def set_link(doc: Document, cmd: SetLink) -> tuple[Document, Changes]:
+    """Join or leave an Ableton Link session. Transport, like play: never undone.
+
+    The timing process holds the Link peer (`vtkernel.engine.timing.link`);
+    joining needs the `aalink` binding in this Python, checked here so the
+    user gets one line instead of silence.
+    """
+    if cmd.link == doc.clock.link:
+        return doc, []
+    if cmd.link and importlib.util.find_spec("aalink") is None:
+        raise VTError(
+            "invalid_value", "Ableton Link needs the aalink package in the kernel's Python: pip install 'vtkernel[link]'"
+        )
+    return Document(replace(doc.clock, link=cmd.link), doc.modules, doc.connections), [("clock", "link")]
+
+
 def set_playing(doc: Document, playing: bool) -> tuple[Document, Changes]:
     if doc.clock.playing == playing:
         return doc, []
@@ -246,6 +264,7 @@ _HANDLERS: dict[type, Any] = {
     Disconnect: disconnect,
     SetBpm: lambda doc, cmd, reg: set_bpm(doc, cmd),
     SetMeter: lambda doc, cmd, reg: set_meter(doc, cmd),
+    SetLink: lambda doc, cmd, reg: set_link(doc, cmd),
     Play: lambda doc, cmd, reg: set_playing(doc, True),
     Stop: lambda doc, cmd, reg: set_playing(doc, False),
     Batch: _apply_batch,
@@ -265,7 +284,7 @@ def apply_to_document(doc: Document, cmd: Any, reg: Registry) -> tuple[Document,
 def diff_paths(old: Document, new: Document) -> Changes:
     """Paths that differ between two documents (used when a whole document is replaced)."""
     changes: Changes = []
-    for key in ("bpm", "playing", "meter"):
+    for key in ("bpm", "playing", "meter", "link"):
         if getattr(old.clock, key) != getattr(new.clock, key):
             changes.append(("clock", key))
     if old.modules is not new.modules:
@@ -304,6 +323,7 @@ def apply(state: EditState, cmd: Any, reg: Registry, origin: str = "api", now: f
     if (
         kind is Play
         or kind is Stop
+        or kind is SetLink
         or (kind is LoadDocument and not cmd.undoable)
         or (kind is Batch and all(p == ("clock", "playing") for p in changes))  # transport only
     ):
@@ -351,8 +371,8 @@ def validate_document(data: Any, reg: Registry) -> Document:
     if extra:
         raise VTError("session_invalid", f"unknown document field {sorted(extra)[0]!r}")
     clock = data.get("clock", {})
-    if not isinstance(clock, Mapping) or set(clock) - {"bpm", "playing", "meter"}:
-        raise VTError("session_invalid", "clock must be an object with bpm, playing and meter")
+    if not isinstance(clock, Mapping) or set(clock) - {"bpm", "playing", "meter", "link"}:
+        raise VTError("session_invalid", "clock must be an object with bpm, playing, meter (and link)")
     doc = Document()
     try:
         if "bpm" in clock:
@@ -366,7 +386,10 @@ def validate_document(data: Any, reg: Registry) -> Document:
             raise VTError("invalid_value", "clock.playing must be true or false")
         if isinstance(meter, bool) or not isinstance(meter, int) or not METER_MIN <= meter <= METER_MAX:
             raise VTError("invalid_value", f"clock.meter must be an integer from {METER_MIN} to {METER_MAX}")
-        doc = Document(Clock(doc.clock.bpm, playing, meter), doc.modules, doc.connections)
+        link = clock.get("link", False)
+        if not isinstance(link, bool):
+            raise VTError("invalid_value", "clock.link must be true or false")
+        doc = Document(Clock(doc.clock.bpm, playing, meter, link), doc.modules, doc.connections)
         modules = data.get("modules", {})
         if not isinstance(modules, Mapping):
             raise VTError("invalid_value", "modules must be an object")

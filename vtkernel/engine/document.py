@@ -39,9 +39,13 @@ class Clock:
     bpm: float = 120.0
     playing: bool = False
     meter: int = 4
+    link: bool = False  # in an Ableton Link session (SPEC §10); written out only when on
 
     def to_json(self) -> dict[str, Any]:
-        return {"bpm": self.bpm, "playing": self.playing, "meter": self.meter}
+        out: dict[str, Any] = {"bpm": self.bpm, "playing": self.playing, "meter": self.meter}
+        if self.link:
+            out["link"] = True
+        return out
 
 
 class Module(NamedTuple):
@@ -265,10 +269,11 @@ class Document(NamedTuple):
     def with_patch_of(self, other: Document) -> Document:
         """This document's transport with `other`'s patch (modules, connections, bpm, meter).
 
-        Undo and redo use it: they restore the patch, never the transport.
+        Undo and redo use it: they restore the patch, never the transport
+        (playing, and membership of a Link session).
         """
         return Document(
-            clock=replace(other.clock, playing=self.clock.playing),
+            clock=replace(other.clock, playing=self.clock.playing, link=self.clock.link),
             modules=other.modules,
             connections=other.connections,
         )
@@ -285,7 +290,12 @@ def document_from_json(data: Mapping[str, Any]) -> Document:
     )
     connections = Connections((c["src"], c["dst"]) for c in data.get("connections", []))
     return Document(
-        Clock(float(clock.get("bpm", 120.0)), bool(clock.get("playing", False)), int(clock.get("meter", 4))),
+        Clock(
+            float(clock.get("bpm", 120.0)),
+            bool(clock.get("playing", False)),
+            int(clock.get("meter", 4)),
+            bool(clock.get("link", False)),
+        ),
         modules,
         connections,
     )
@@ -353,7 +363,7 @@ class Snapshot(Mapping[str, Any]):
         if key == "version":
             return self.version
         if key == "clock":
-            return _View(lambda: ("bpm", "playing", "meter"), lambda k: doc.clock.to_json()[k])
+            return _View(lambda: tuple(doc.clock.to_json()), lambda k: doc.clock.to_json()[k])
         if key == "modules":
             return _View(lambda: sorted(doc.modules.keys()), lambda k: _module_view(doc.modules[k]))
         if key == "connections":

@@ -68,6 +68,7 @@ from vtkernel.engine.timing.render import decode_pointer
 from vtkernel.engine.timing.scheduler import DEFAULT_LOOKAHEAD, TELEMETRY_HZ, Scheduler
 from vtkernel.engine.timing.shipping import ShippingError, ship_class
 from vtkernel.engine.timing.wire import recv_frame, send_frame
+from vtkernel.protocol import SetBpm
 
 READY_TIMEOUT = 30.0
 MAX_RESTARTS = 3  # per RESTART_WINDOW; a scheduler that keeps dying is reported, not respawned forever
@@ -156,6 +157,7 @@ class Runtime:
         self._culprits: dict[str, str] = {}  # modules to mute in the next child
         self._monitor: threading.Thread | None = None
         self._telemetry: dict[str, Any] = {}
+        self._link_followed: tuple[int, float] | None = None  # (version, tempo) last followed from Link
         self._reports: deque[str] = deque(maxlen=MAX_REPORTS)
         self._recorded: dict[str, deque[Recorded]] = {}
         self._synced = -1
@@ -702,6 +704,7 @@ class Runtime:
                 with self._synced_cond:
                     self._telemetry = telemetry
                     self._synced_cond.notify_all()
+                self._follow_link_tempo(telemetry)
             elif kind == "bye":
                 self._transport = message[1]
             elif kind == "synced":
@@ -710,6 +713,27 @@ class Runtime:
                     self._synced_cond.notify_all()
             elif kind == "report":
                 self._report(message[1])
+
+    def _follow_link_tempo(self, telemetry: dict[str, Any]) -> None:
+        """Reader thread: another Link peer changed the session's tempo; the document follows (origin `link`).
+
+        Only when the child has applied the newest version, so a tempo a shell
+        has just set (and the child is about to propose) is never undone.
+        """
+        link = telemetry.get("link")
+        if not isinstance(link, dict) or "tempo" not in link:
+            return
+        snap = self.engine.snapshot
+        clock = snap.doc.clock
+        # Link keeps a tempo as whole microseconds per beat (133 reads back as 132.999947):
+        # to a thousandth of a bpm, which is what a person types, it is the tempo they set.
+        tempo = round(float(link["tempo"]), 3)
+        if not clock.link or telemetry.get("version") != snap.version or abs(tempo - clock.bpm) < 0.0005:
+            return
+        if self._link_followed == (snap.version, tempo):
+            return  # already asked for this one
+        self._link_followed = (snap.version, tempo)
+        self.engine.submit(SetBpm(bpm=tempo), origin="link")
 
     def _report(self, line: str) -> None:
         self._reports.append(line)

@@ -35,6 +35,7 @@ from typing import Any
 
 from vtkernel.engine.schema import Event, ModuleType, Onset, Outputs, ParamSpec
 from vtkernel.engine.timing.clock import BEAT_EPSILON, TempoMap, WallClock, quantize_beat
+from vtkernel.engine.timing.link import DRIFT_BEATS, LinkSession
 from vtkernel.jsonpatch import MISSING as _MISSING
 from vtkernel.jsonpatch import apply_in_place, from_json
 from vtkernel.jsonpatch import decode_pointer as decode_pointer  # re-exported: the runtime uses it
@@ -109,6 +110,11 @@ class Renderer:
         self.pending: list[tuple[float, int, Segs]] = []  # (beat, order, path), sorted
         self._order = 0
         self.tempo: TempoMap | None = None  # None while stopped
+        # Ableton Link (vtkernel.engine.timing.link): the scheduler sets `link`; our beat is Link's
+        # beat minus `link_origin` (whole bars); `_align_at` is our bar where a late join lines up.
+        self.link: LinkSession | None = None
+        self.link_origin: float | None = None
+        self._align_at: float | None = None
         self.horizon = 0.0
         self.play_time = 0.0
         self.stopped_beat = 0.0
@@ -135,6 +141,7 @@ class Renderer:
         self._structure_changed()
         self.version = version
         clock = self.live["clock"]
+        self._link_membership()
         if clock["playing"] and not was_playing:
             self._start(now)
         elif not clock["playing"] and was_playing:
@@ -194,19 +201,101 @@ class Renderer:
 
     def _clock_changed(self, now: float, at_beat: float) -> None:
         clock = self.live["clock"]
+        self._link_membership()
         if clock["playing"] and self.tempo is None:
             self._start(now)
         elif not clock["playing"] and self.tempo is not None:
             self._stop(at_beat)
         elif self.tempo is not None and clock["bpm"] != self.tempo.bpm:
-            self.tempo = self.tempo.with_bpm(float(clock["bpm"]), at_beat)
+            if self._linked():
+                assert self.link is not None
+                self.link.propose_tempo(float(clock["bpm"]))  # the session's tempo; we follow it next tick
+            else:
+                self.tempo = self.tempo.with_bpm(float(clock["bpm"]), at_beat)
 
     def _start(self, now: float) -> None:
         # Beat 0 sounds one lookahead from now, so the first onsets are not late.
         self.play_time = now + self.lookahead
-        self.tempo = TempoMap.start(float(self.live["clock"]["bpm"]), self.play_time, self.wall)
+        bpm = float(self.live["clock"]["bpm"])
         self.horizon = 0.0
         self.stopped_beat = 0.0
+        self._align_at = None
+        if self._linked():
+            # Beat 0 is the session's next bar (alone: a bar moved onto play_time).
+            assert self.link is not None
+            origin, s = self.link.origin_for_start(self.play_time, bpm)
+            self.link_origin = origin
+            self.tempo = TempoMap(s.tempo, s.time, s.beat - origin, self.wall.timetag(s.time))
+            self.play_time = self.tempo.time_of(0.0)
+            return
+        self.tempo = TempoMap.start(bpm, self.play_time, self.wall)
+
+    # ----- Ableton Link ---------------------------------------------------------
+
+    def _linked(self) -> bool:
+        return self.link is not None and self.link.active
+
+    def _link_membership(self) -> None:
+        """Join or leave the session as `clock.link` says; keep the quantum at the meter."""
+        link = self.link
+        if link is None:
+            return
+        clock = self.live["clock"]
+        if clock.get("link") and not link.active:
+            if not link.join(float(clock["bpm"]), float(self._meter())):
+                self.out.report("", "link", f"Ableton Link could not start in the timing process: {link.error}")
+                return
+            if self.tempo is not None:
+                self._join_while_playing()
+        elif not clock.get("link") and link.active:
+            link.leave()
+            self.link_origin = None
+            self._align_at = None
+        elif link.active and link.quantum != self._meter():
+            link.set_quantum(float(self._meter()))
+
+    def _join_while_playing(self) -> None:
+        """Joined during play: alone, the session takes our beat; with peers, line up at our next bar."""
+        assert self.link is not None and self.tempo is not None
+        s = self.link.sample()
+        if s.peers == 0:
+            self.link.adopt(self.tempo.beat_at(s.time))
+            self.link_origin = 0.0
+            return
+        self.link_origin = None  # `_follow_link` aligns at the next bar
+
+    def _follow_link(self, now: float) -> None:
+        """Keep the tempo map on the session's timeline (each tick, before rendering)."""
+        link, tempo = self.link, self.tempo
+        if link is None or tempo is None or not link.active or self._align_at is not None:
+            return
+        s = link.sample()
+        if self.link_origin is None:
+            # Late join (or a restart): our next bar B goes on the session's first bar that is
+            # neither in the past nor before the end of what we already sent.
+            q = float(self._meter())
+            bar = math.ceil(self.horizon / q - BEAT_EPSILON) * q
+            at = max(tempo.time_of(bar), now + self.lookahead)
+            self.link_origin = link.next_bar(s, at) - bar
+            self._align_at = bar
+            return
+        beat = s.beat - self.link_origin
+        if s.tempo != tempo.bpm or abs(tempo.beat_at(s.time) - beat) > DRIFT_BEATS:
+            self.tempo = TempoMap(s.tempo, s.time, beat, self.wall.timetag(s.time))
+
+    def link_telemetry(self, now: float) -> dict[str, Any] | None:
+        """Peers, the session's tempo and how far our bar phase is from the session's, in ms."""
+        link = self.link
+        if link is None or not link.active:
+            return None
+        s = link.sample()
+        out: dict[str, Any] = {"peers": s.peers, "tempo": round(s.tempo, 6), "quantum": link.quantum}
+        if self.tempo is not None and self.link_origin is not None and self._align_at is None:
+            q = link.quantum
+            ours = (self.tempo.beat_at(s.time) + self.link_origin) % q
+            diff = (ours - link.phase(s) + q / 2) % q - q / 2
+            out["phase_offset_ms"] = round(diff * 60000.0 / s.tempo, 4)
+        return out
 
     def _stop(self, at_beat: float) -> None:
         self.tempo = None
@@ -396,9 +485,20 @@ class Renderer:
                 "", "behind", f"the scheduler fell {behind:.2f} s behind (machine overloaded?); skipped ahead"
             )
             self.horizon = tempo.beat_at(now)
+        self._follow_link(now)
         end_time = now + self.lookahead
         while self.tempo is not None:
             end = self.tempo.beat_at(end_time) + HORIZON_SLACK
+            if self._align_at is not None and self._align_at < end:
+                # A late join lines up here: finish our bar, then continue on the session's grid.
+                at = self._align_at
+                self._render(self.horizon, at)
+                self.horizon = max(self.horizon, at)
+                self._align_at = None
+                assert self.link is not None and self.link_origin is not None
+                s = self.link.sample()
+                self.tempo = TempoMap(s.tempo, s.time, s.beat - self.link_origin, self.wall.timetag(s.time))
+                continue
             if self.pending and self.pending[0][0] < end:
                 at, _, segs = self.pending.pop(0)
                 self._render(self.horizon, at)

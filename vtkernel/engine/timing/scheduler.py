@@ -67,6 +67,7 @@ from vtkernel.engine.timing.guard import (
     limit_memory,
     request_priority,
 )
+from vtkernel.engine.timing.link import LinkSession
 from vtkernel.engine.timing.outputs import SchedulerOutputs
 from vtkernel.engine.timing.render import Renderer
 from vtkernel.engine.timing.shipping import load_class
@@ -103,6 +104,7 @@ class Scheduler:
         self.memory = memory
         types: dict[str, type[ModuleType]] = {cls.type_name: self.guard.wrap(cls) for cls in BUILTIN_TYPES}
         self.renderer = Renderer(types, self.out, lookahead=lookahead, wall=self.wall)
+        self.renderer.link = LinkSession()  # joins a Link session when the document says clock.link
         # module -> (fingerprint of its entry and class, why): muted until that changes
         self.sticky: dict[str, tuple[Any, str]] = {}
         self.midi_late_ms: deque[float] = deque(maxlen=LATENESS_SAMPLES)
@@ -396,6 +398,7 @@ class Scheduler:
                 "n": len(midi_late),
             },
             "transport": self.transport(),
+            "link": r.link_telemetry(now),
         }
 
 
