@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from typing import Any
@@ -89,3 +90,19 @@ def test_a_watched_module_that_is_removed_stops_quietly(client_factory: Callable
     ack = c.call({"op": "add_module", "name": "drums", "type": "lfo"})
     assert c.wait_version(ack["version"])
     assert haps_msgs(c, "drums") == [] and not [m for m in c.messages if m.get("type") == "error"]
+
+
+def test_watched_haps_are_sent_at_most_five_times_a_second_and_the_last_change_always(
+    client_factory: Callable[..., VTClient],
+) -> None:
+    c = client_factory()
+    c.call({"op": "add_module", "name": "drums", "type": "pattern", "params": {"pattern": "bd"}})
+    assert ask(c, {"module": "drums", "cycles": [0, 1], "svg": True, "watch": True})["type"] == "haps"
+    start = time.monotonic()
+    ids = [c.command({"op": "set_param", "module": "drums", "param": "cycle", "value": 1.0 + i / 10}) for i in range(40)]
+    last = c.reply(ids[-1])
+    assert c.wait_for(lambda: any(m["version"] == last["version"] for m in haps_msgs(c, "drums")), 10)
+    elapsed = time.monotonic() - start
+    pushed = haps_msgs(c, "drums")
+    assert pushed[-1]["version"] == last["version"] and pushed[-1]["cycle_beats"] == 4.9
+    assert len(pushed) <= 2 + elapsed / 0.2, (len(pushed), elapsed)  # not one per edit

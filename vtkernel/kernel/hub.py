@@ -67,6 +67,7 @@ DELTA_BURST = 4.0  # a client idle for a while may get this many deltas at once 
 IOPUB_BUDGET = 400.0
 BUDGET_BURST = 50.0
 TELEMETRY_RATE = 30.0
+HAPS_INTERVAL = 0.2  # s: a client gets a watched module's fresh haps at most 5 times a second
 SCRIPT_INTERVAL = 0.25  # scripts are made at most 4 times per second in all, each shared by every showing client
 
 log = logging.getLogger("vtkernel.hub")
@@ -94,6 +95,9 @@ class Client:
     closed: bool = False
     # Modules whose haps this client watches (`get_haps` with watch): module -> (begin, end, svg).
     haps_watch: dict[str, tuple[float, float, bool, int]] = field(default_factory=dict)
+    haps_due: set[str] = field(default_factory=set)  # watched modules changed since their last `haps`
+    haps_sent_at: float = 0.0
+    haps_timer: asyncio.TimerHandle | None = None
     # iopub messages ipykernel publishes for each message this client sends (the panel's widget
     # comm keeps its busy/idle pair; hub comms go without, see subshell.dispatch_quietly).
     iopub_per_message: int = 0
@@ -181,6 +185,8 @@ class Hub:
         client.closed = True
         if client.timer is not None:
             client.timer.cancel()
+        if client.haps_timer is not None:
+            client.haps_timer.cancel()
         self._clients.pop(client.cid, None)
 
     def close(self) -> None:
@@ -470,16 +476,38 @@ class Hub:
         self._send(client, reply)
 
     def _haps_after(self, client: Client, paths: list[Path] | None) -> None:
-        """After a delta (its `paths`) or a snapshot (None): fresh haps for each watched module it touched."""
-        doc = client.sent.doc if client.sent is not None else self.engine.snapshot.doc
+        """After a delta (its `paths`) or a snapshot (None): the watched modules it touched are due."""
         meter = paths is None or any(p[:1] == ("clock",) and (len(p) == 1 or p[1] == "meter") for p in paths)
-        for module, (begin, end, svg, width) in list(client.haps_watch.items()):
+        for module in client.haps_watch:
+            if meter or any(p[:1] == ("modules",) and (len(p) == 1 or p[1] == module) for p in paths or ()):
+                client.haps_due.add(module)
+        if client.haps_timer is None:  # else the pending timer sends them
+            self._flush_haps(client)
+
+    def _flush_haps(self, client: Client) -> None:
+        """Send the due haps, at most every HAPS_INTERVAL per client, from the newest version it holds.
+
+        A pianoroll costs far more than a delta (a 16-voice pattern over 4 cycles: ~34 ms and
+        ~145 KiB with its SVG), so a slider dragged at 60 deltas/s must not cost 60 of them; the
+        last change is always sent, when the interval is up.
+        """
+        client.haps_timer = None
+        if client.closed or not client.haps_due:
+            return
+        wait = client.haps_sent_at + HAPS_INTERVAL - time.monotonic()
+        if wait > 0:
+            client.haps_timer = self.loop.call_later(wait, self._flush_haps, client)
+            return
+        client.haps_sent_at = time.monotonic()
+        doc = client.sent.doc if client.sent is not None else self.engine.snapshot.doc
+        due, client.haps_due = client.haps_due, set()
+        for module in sorted(due):
+            if module not in client.haps_watch:
+                continue
             if module not in doc.modules:
                 del client.haps_watch[module]  # removed: the client sees that in the delta itself
                 continue
-            touched = meter or any(p[:1] == ("modules",) and (len(p) == 1 or p[1] == module) for p in paths or ())
-            if not touched:
-                continue
+            begin, end, svg, width = client.haps_watch[module]
             try:
                 self._send_haps(client, module, begin, end, svg, width, None)
             except VTError as exc:  # e.g. it became a signal module: stop watching, say why once
@@ -500,6 +528,8 @@ class Hub:
         data = self.telemetry()
         if data is not None:
             msg = {"type": "telemetry", "beat": data.get("beat", 0.0), "playing": data.get("playing", False), "values": data.get("values", {})}
+            if data.get("link") is not None:  # peers and phase, for the panel's Link indicator
+                msg["link"] = data["link"]
             if msg == self._last_telemetry:  # stopped and unchanged: every open panel would pay for nothing
                 subscribers = [c for c in subscribers if c.cid not in self._telemetry_seen]
             else:
