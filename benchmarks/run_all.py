@@ -34,6 +34,7 @@ SECTIONS = {
     "scsynth": ("At a real scsynth: where each note lands while the kernel or the machine is busy (issue 11)", "bench_scsynth.py"),
     "script": ("Code shell scripts while a slider is dragged (issue 12 #6)", "bench_script.py"),
     "comm_reliability": ("Reliability: hostile comm input and lost acks under load (issue 14 #1-#4, #6)", "bench_comm_attacks.py"),
+    "link": ("Ableton Link: phase error between two vtkernels (issue 10)", "bench_link.py"),
 }
 
 

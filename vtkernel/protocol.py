@@ -370,6 +370,8 @@ class TelemetryMsg(BaseModel):
     beat: float
     playing: bool
     values: dict[str, Any]
+    # In an Ableton Link session only: {"peers", "tempo", "quantum", "phase_offset_ms"}.
+    link: dict[str, Any] | None = None
 
 
 class ScriptMsg(BaseModel):

@@ -93,9 +93,12 @@ class Kernel:
         self.km.shutdown_kernel(now=True)
 
 
+PATTERN = "x*4"
+
+
 def patch(port: int, address: str) -> str:
     return (
-        f"vt.module('p', 'pattern', pattern='x*4')\n"
+        f"vt.module('p', 'pattern', pattern={PATTERN!r})\n"
         f"vt.module('o', 'osc_out', port={port}, address={address!r})\n"
         "vt.connect('p.out', 'o.in')\n"
     )
@@ -150,7 +153,10 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--busy", action="store_true", help="a CPU-bound cell in kernel B while measuring")
+    ap.add_argument("--pattern", default="x*4", help="what both kernels play (denser: more samples)")
     args = ap.parse_args()
+    global PATTERN
+    PATTERN = args.pattern
     isolate()
     rx = Receiver()
     result: dict = {}

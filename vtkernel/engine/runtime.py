@@ -289,6 +289,7 @@ class Runtime:
             "state": self.state,
             "alive": self.alive,
             "priority": t.get("priority", "unknown"),
+            "link": t.get("link"),  # peers, the session's tempo, our bar phase against the session's (ms)
             "lookahead_ms": round(self.lookahead * 1000.0, 3),
             "synced_version": self._synced,
             "tick_lateness_ms": t.get("tick_lateness_ms"),

@@ -488,7 +488,7 @@ class Hub:
         """Send the due haps, at most every HAPS_INTERVAL per client, from the newest version it holds.
 
         A pianoroll costs far more than a delta (a 16-voice pattern over 4 cycles: ~34 ms and
-        ~145 KiB with its SVG), so a slider dragged at 60 deltas/s must not cost 60 of them; the
+        ~130 KiB with its SVG), so a slider dragged at 60 deltas/s must not cost 60 of them; the
         last change is always sent, when the interval is up.
         """
         client.haps_timer = None
