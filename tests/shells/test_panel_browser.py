@@ -348,7 +348,7 @@ def pianoroll_blocks(page: Any, module: str) -> dict[str, int]:
             """(m) => { const svg = document.querySelector(`.vt-panel [data-vt-pianoroll="${m}"] svg`);
                 const rows = {}; const labels = [...svg.querySelectorAll('text[text-anchor="end"]')];
                 for (const r of svg.querySelectorAll('rect')) {
-                    if (!r.querySelector('title')) continue;
+                    if (!r.hasAttribute('data-vt-hap')) continue;
                     const y = Number(r.getAttribute('y')) + Number(r.getAttribute('height')) / 2;
                     const label = labels.reduce((a, t) => Math.abs(Number(t.getAttribute('y')) - 3.5 - y) <
                         Math.abs(Number(a.getAttribute('y')) - 3.5 - y) ? t : a);

@@ -43,6 +43,7 @@ PALETTE = ("#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#a855f7", "#06b6d4", "#8
 NOTE_FILL = "#3b82f6"
 MAX_HAPS = 4096  # more than this in one picture is unreadable; the rest are counted, not drawn
 MAX_ROWS = 128
+MAX_TITLED = 256  # blocks get a tooltip (<title>) when there are at most this many
 NOTE_RE = re.compile(r"^([a-gA-G])([#bs]*)(-?\d+)?$")
 CHROMA = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
 NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -180,12 +181,9 @@ def pianoroll_svg(
     events = [Hap(*h) for h in haps]
     dropped = max(0, len(events) - MAX_HAPS)
     events = events[:MAX_HAPS]
-    pitches = sorted({p for p, _ in (row_of(h.value) for h in events) if p is not None})
-    names: list[str] = []
-    for h in events:
-        p, name = row_of(h.value)
-        if p is None and name not in names:
-            names.append(name)
+    rows_of = [row_of(h.value) for h in events]  # once per hap: the value's row
+    pitches = sorted({p for p, _ in rows_of if p is not None})
+    names = list(dict.fromkeys(name for p, name in rows_of if p is None))
     # Top to bottom: named rows in order of appearance, then pitches high to low.
     rows: list[tuple[float | None, str]] = [(None, n) for n in names] + [(p, "") for p in reversed(pitches)]
     rows = rows[:MAX_ROWS]
@@ -206,14 +204,14 @@ def pianoroll_svg(
 
     colors: dict[str, str] = {}
 
-    def color_of(value: Any) -> str:
+    def color_of(value: Any, row_name: str) -> str:
         if isinstance(value, Mapping):
             c = value.get("color")
             if isinstance(c, str) and re.fullmatch(r"#[0-9a-fA-F]{3,8}|[a-zA-Z]{3,20}", c):
                 return c
             key = _label(value["s"]) if "s" in value else ""
         else:
-            key = row_of(value)[1]
+            key = row_name
         if not key:
             return NOTE_FILL
         return colors.setdefault(key, PALETTE[len(colors) % len(PALETTE)])
@@ -247,20 +245,26 @@ def pianoroll_svg(
     parts.append(
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h:.1f}" fill="none" stroke="currentColor" stroke-opacity="0.4"/>'
     )
-    for h in events:
-        r = row_of(h.value)
-        key = (r[0], "") if r[0] is not None else (None, r[1])
+    # A tooltip per block while they are few; beyond that they would be most of the bytes.
+    titled = len(events) <= MAX_TITLED
+    block_h = f"{max(1.0, row_h - 2):.1f}"
+    rx = f"{min(3.0, row_h / 4):.1f}"
+    for h, (pitch, name) in zip(events, rows_of, strict=True):
+        key = (pitch, "") if pitch is not None else (None, name)
         if key not in index:
             continue
         x0, x1 = sx(h.begin), sx(h.end)
         y = top + index[key] * row_h
-        fill = color_of(h.value)
-        parts.append(
-            f'<rect x="{x0 + 0.5:.1f}" y="{y + 1:.1f}" width="{max(1.5, x1 - x0 - 1):.1f}" height="{max(1.0, row_h - 2):.1f}" '
-            f'rx="{min(3.0, row_h / 4):.1f}" fill="{_esc(fill)}" fill-opacity="0.85" stroke="currentColor" stroke-opacity="0.25">'
-            f"<title>{_esc(_label(h.value) if not isinstance(h.value, Mapping) else _mapping_text(h.value))}"
-            f" @ {h.begin:g}–{h.end:g}</title></rect>"
+        fill = _esc(color_of(h.value, name))
+        head = (
+            f'<rect x="{x0 + 0.5:.1f}" y="{y + 1:.1f}" width="{max(1.5, x1 - x0 - 1):.1f}" height="{block_h}" '
+            f'rx="{rx}" fill="{fill}" fill-opacity="0.85" stroke="currentColor" stroke-opacity="0.25" data-vt-hap=""'
         )
+        if titled:
+            text = _label(h.value) if not isinstance(h.value, Mapping) else _mapping_text(h.value)
+            parts.append(f"{head}><title>{_esc(text)} @ {h.begin:g}–{h.end:g}</title></rect>")
+        else:
+            parts.append(f"{head}/>")
     if not events:
         parts.append(
             f'<text x="{left + 8}" y="{top + plot_h / 2 + 4:.1f}" fill="currentColor" opacity="0.6">silence</text>'
