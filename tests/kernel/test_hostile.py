@@ -416,3 +416,22 @@ def test_hostile_input_fuzz_never_writes_a_traceback_and_changes_nothing(logged_
     log = log_path.read_text()
     assert "Traceback" not in log, log[-4000:]
     c.close()
+
+
+def test_a_session_file_holding_a_lone_surrogate_is_invalid() -> None:
+    """The other door into the document: a session file may escape `\\udfff` in valid JSON."""
+    from vtkernel.engine import default_registry
+    from vtkernel.protocol import VTError
+    from vtkernel.session.format import FORMAT_TAG, FORMAT_VERSION, canonical, checksum_of, decode
+
+    payload: dict[str, Any] = {
+        "format": FORMAT_TAG,
+        "format_version": FORMAT_VERSION,
+        "version": 3,
+        "saved_at": 1.0,
+        "document": {"modules": {"o": {"type": "osc_out", "params": {"host": "x" + SURROGATE}}}, "connections": []},
+    }
+    payload["checksum"] = checksum_of(payload)
+    with pytest.raises(VTError) as err:
+        decode(canonical(payload), default_registry())
+    assert err.value.code == "session_invalid" and "surrogate" in err.value.message

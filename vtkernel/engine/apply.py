@@ -36,6 +36,7 @@ from vtkernel.protocol import (
     Stop,
     Undo,
     VTError,
+    find_unencodable,
 )
 
 BPM_MIN, BPM_MAX = 20.0, 999.0
@@ -401,6 +402,9 @@ def validate_document(data: Any, reg: Registry) -> Document:
             params = m.get("params", {})
             if not isinstance(params, Mapping):
                 raise VTError("invalid_value", f"modules.{name}.params must be an object")
+            bad = find_unencodable(dict(params))
+            if bad is not None:  # it could be sent to no client: every snapshot and delta would fail
+                raise VTError("invalid_value", f"modules.{name}.params: a string holds a lone surrogate {bad!r}")
             # Name the exact field: in a file of thousands of modules the user needs the path.
             if m["type"] not in reg:
                 raise VTError("unknown_type", f"modules.{name}.type: " + reg.get_error(m["type"]))
