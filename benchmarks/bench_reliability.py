@@ -51,6 +51,8 @@ ATTACKS: list[tuple[str, Callable[..., Any] | None, str]] = [
     ("pattern allocates until refused (#8)", faults.allocates, "MemoryError"),
     ("pattern holds the GIL in one C call (#8)", faults.holds_the_gil, "did not return"),
     ("scheduler process killed (SIGKILL) from outside (#9, #10)", None, "restarting"),
+    ("the same, with a warm spare process (`Runtime(spare=True)`, the kernel's)", None, "restarting"),
+    ("pattern holds the GIL in one C call, with a warm spare", faults.holds_the_gil, "did not return"),
 ]
 
 
@@ -60,7 +62,7 @@ def attack(name: str, behaviour: Callable[..., Any] | None, words: str) -> dict[
         engine.registry.register(faults.bad_class(behaviour))
     engine.start()
     rx = OscReceiver().start()
-    runtime = Runtime(engine, memory_mb=512, stuck_seconds=1.0).start()
+    runtime = Runtime(engine, memory_mb=512, stuck_seconds=1.0, spare="spare" in name).start()
     try:
         commands = [
             {"op": "add_module", "name": "good", "type": "seq", "params": {"steps": [faults.GOOD], "division": DIVISION}},
@@ -73,6 +75,9 @@ def attack(name: str, behaviour: Callable[..., Any] | None, words: str) -> dict[
             assert engine.call(parse_command(data)).error is None
         runtime.wait_synced()
         rx.wait_for(8, timeout=10)
+        while runtime.spare and runtime._spare is None:  # the spare starts once the first child runs
+            time.sleep(0.01)
+        time.sleep(0.5 if runtime.spare else 0.0)  # and says hello
         t0 = time.monotonic()
         start_wall = time.time()
         if behaviour is None:

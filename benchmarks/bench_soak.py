@@ -18,7 +18,7 @@ so growth from it stops inside the first minute; what grows after that is
 what the slope shows. `--tracemalloc` also runs tracemalloc in the kernel
 from minute 1 and prints the ten source lines whose allocations grew most.
 
-    python benchmarks/bench_soak.py [--minutes 10] [--rate 50] [--tracemalloc]
+    python benchmarks/bench_soak.py [--minutes 10] [--rate 50] [--tracemalloc] [--digest-history N]
 
 Not a timed test: run it by hand (10 minutes by default).
 """
@@ -82,6 +82,10 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=50.0, help="changes per second")
     ap.add_argument("--tracemalloc", action="store_true", help="find what grows in the kernel (slows it)")
+    ap.add_argument(
+        "--digest-history", type=int, default=None,
+        help="set the kernel session's replay-protection digest_history_size (jupyter_client's default: 65536)",
+    )
     args = ap.parse_args()
 
     prefix = tempfile.mkdtemp(prefix="vtsoak")
@@ -95,6 +99,8 @@ def main() -> int:
         pids = k.ok("import os\nk = get_ipython().kernel\nassert k.runtime.wait_ready(30)\nprint(os.getpid(), k.runtime.pid)")
         kernel_pid, sched_pid = (int(x) for x in pids.split())
         procs = {"kernel": psutil.Process(kernel_pid), "scheduler": psutil.Process(sched_pid)}
+        if args.digest_history is not None:
+            k.ok(f"get_ipython().kernel.session.digest_history_size = {args.digest_history}")
         k.ok(PATCH.format(bpm=BPM, division=DIVISION, port=rx.port))
         c = k.client(shell="soak")
         t0 = time.monotonic()

@@ -123,3 +123,33 @@ def test_the_restart_count_starts_again_after_healthy_running(rig: Rig, monkeypa
         wait_restarted(rig.runtime, kill_child(rig.runtime))
     assert not any("not restarting it" in r for r in rig.runtime.reports())
     assert rig.runtime.stats()["restarts"] <= 1
+
+
+def test_with_a_warm_spare_a_restart_takes_the_process_that_was_already_waiting() -> None:
+    from vtkernel.engine import Engine
+    from vtkernel.engine.timing import OscReceiver
+
+    engine = Engine().start()
+    rx = OscReceiver().start()
+    runtime = Runtime(engine, lookahead=0.05, spare=True).start()
+    try:
+        rig = Rig(engine, runtime, rx)
+        rig.play_seq([1], division=DIVISION, bpm=BPM)
+        rx.wait_for(8, timeout=10)
+        wait_until(lambda: runtime._spare is not None, what="the spare")
+        spare = runtime._spare
+        assert spare is not None and spare.proc.poll() is None
+        spare_pid = spare.proc.pid
+        wait_restarted(runtime, kill_child(runtime))
+        assert runtime.pid == spare_pid  # the waiting process took over: nothing started cold
+        wait_until(lambda: runtime._spare is not None and runtime._spare.proc.pid != spare_pid, what="a new spare")
+        n = len(rx.received)
+        after = rx.wait_for(n + 8, timeout=10)[n:]
+        tag0 = rx.received[0].timetag
+        assert tag0 is not None
+        assert all(abs(k - round(k)) < 1e-3 for k in steps_of(after, tag0))
+    finally:
+        runtime.stop()
+        rx.stop()
+        engine.stop()
+    assert runtime._spare is None  # stop() ended the spare too

@@ -96,6 +96,12 @@ class StatusPage:
     @classmethod
     def create(cls) -> tuple[StatusPage, int]:
         """A new page and its fd (to pass to the child)."""
+        fd = cls.new_fd()
+        return cls(fd), fd
+
+    @staticmethod
+    def new_fd() -> int:
+        """A file descriptor for a new, zeroed page (a memfd, or an unlinked temporary file)."""
         if hasattr(os, "memfd_create"):
             fd = os.memfd_create("vt-scheduler-status", 0)
         else:  # pragma: no cover - macOS
@@ -105,7 +111,7 @@ class StatusPage:
             fd = os.dup(f.fileno())
             f.close()
         os.ftruncate(fd, PAGE_SIZE)
-        return cls(fd), fd
+        return fd
 
     def tick_started(self) -> float:
         return float(_TICK.unpack_from(self.map, TICK_AT)[0])
