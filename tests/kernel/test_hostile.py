@@ -435,3 +435,21 @@ def test_a_session_file_holding_a_lone_surrogate_is_invalid() -> None:
     with pytest.raises(VTError) as err:
         decode(canonical(payload), default_registry())
     assert err.value.code == "session_invalid" and "surrogate" in err.value.message
+
+
+def test_commands_sent_right_after_comm_open_are_all_acked(kernel: Kernel) -> None:
+    """A frontend need not wait for the snapshot: messages that reach the kernel before the comm
+    exists must still go to the hub (they used to go to the main shell and be dropped as 'No such comm')."""
+    kernel.ok("vt.module('l', 'lfo')")
+    probe = kernel.client(shell="probe")  # a connection whose reader is running
+    for attempt in range(5):
+        comm_id = f"eager-{attempt}"
+        probe._send_raw("comm_open", {"comm_id": comm_id, "target_name": "vtkernel.state", "data": {"protocol": 1, "shell": "eager"}})
+        for i in range(20):
+            probe._send_raw("comm_msg", {"comm_id": comm_id, "data": {"type": "command", "id": i, "command": {"op": "set_param", "module": "l", "param": "rate", "value": 1 + i}}})
+
+        def answered(comm_id: str = comm_id) -> bool:
+            return {m.get("id") for m in probe.others.get(comm_id, []) if m.get("type") in ("ack", "error")} >= set(range(20))
+
+        assert probe.wait_for(answered, 10), f"attempt {attempt}: {len([m for m in probe.others.get(comm_id, []) if m.get('type') == 'ack'])} of 20 acked"
+    probe.close()

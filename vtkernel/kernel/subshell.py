@@ -77,8 +77,29 @@ def create_hub_subshell(kernel: Any, timeout: float = 10.0) -> tuple[str, asynci
     return subshell_id, loop, thread
 
 
+MAX_PENDING_COMMS = 1000
+
+
+def _pending_hub_comms(kernel: Any) -> dict[str, None]:
+    """Comm ids of our `comm_open`s sent to the subshell whose comm may not exist yet (an ordered set).
+
+    Owned by the shell-channel thread.
+    """
+    pending: dict[str, None] | None = getattr(kernel, "_vt_pending_hub_comms", None)
+    if pending is None:
+        pending = kernel._vt_pending_hub_comms = {}
+    return pending
+
+
 def reroute_comm_open(kernel: Any, msg: list[Any], subshell_id: str) -> list[Any]:
-    """Return `msg` with a `comm_open` for the hub's target re-addressed to its subshell.
+    """Return `msg` re-addressed to the hub's subshell if it is a `comm_open` for our target,
+    or a `comm_msg`/`comm_close` of such a comm that does not exist yet.
+
+    ipykernel routes a `comm_msg` by its comm's `_reply_subshell_for`; a
+    message sent right after the `comm_open` can reach the shell-channel
+    thread before the subshell has created the comm, and would go to the main
+    shell, which drops it ("No such comm"). Sent to the subshell instead, it
+    queues behind its `comm_open`.
 
     Reads the frames without `Session.deserialize`, which would record the
     signature for replay protection and make ipykernel's own deserialize of
@@ -90,15 +111,35 @@ def reroute_comm_open(kernel: Any, msg: list[Any], subshell_id: str) -> list[Any
     if len(frames) < 5:
         return msg
     header = session.unpack(_bytes(frames[1]))
-    if not isinstance(header, dict) or header.get("msg_type") != "comm_open" or header.get("subshell_id"):
+    if not isinstance(header, dict) or header.get("subshell_id"):
         return msg
-    content = session.unpack(_bytes(frames[4]))
-    if not isinstance(content, dict) or content.get("target_name") != COMM_TARGET:
+    kind = header.get("msg_type")
+    pending = _pending_hub_comms(kernel)
+    if kind == "comm_open":
+        content = session.unpack(_bytes(frames[4]))
+        if not isinstance(content, dict) or content.get("target_name") != COMM_TARGET:
+            return msg
+    elif kind in ("comm_msg", "comm_close") and pending:
+        content = session.unpack(_bytes(frames[4]))
+        comm_id = content.get("comm_id") if isinstance(content, dict) else None
+        if comm_id not in pending:
+            return msg
+        if kernel.comm_manager.get_comm(comm_id) is not None:  # it exists now: ipykernel routes it
+            pending.pop(comm_id, None)
+            return msg
+    else:
         return msg
     if session.auth is not None:
         expected = session.sign([_bytes(f) for f in frames[1:5]])
         if not hmac.compare_digest(expected, _bytes(frames[0])):
             return msg  # let ipykernel reject it as it would any badly signed message
+    comm_id = content.get("comm_id")
+    if kind == "comm_open" and isinstance(comm_id, str):
+        pending[comm_id] = None
+        while len(pending) > MAX_PENDING_COMMS:
+            pending.pop(next(iter(pending)))
+    elif kind == "comm_close":
+        pending.pop(comm_id, None)
     new_header = dict(header)
     new_header["subshell_id"] = subshell_id
     rebuilt = {
