@@ -12,11 +12,21 @@ so it keeps serving while the main shell runs a cell). It
   client, and an `ack` only once that client has been sent the version that
   contains the change;
 - keeps all of its own traffic under `iopub_budget` messages per second with
-  one token bucket, so jupyter_server never drops iopub messages.
+  one token bucket, so jupyter_server never drops iopub messages; when both
+  are due, replies go before a delta (a delta can be coalesced, an ack
+  cannot), so every command gets its ack under load;
+- makes the canonical script once per version, at most 4 times a second in
+  all, and sends it only to clients whose code shell shows (`script_view`);
+- answers a bug with `internal_error` (one line) and logs its traceback;
+  refuses a bad hello (`parse_hello` raises) without subscribing it; a
+  client whose transport fails is logged and dropped alone, and a message
+  that cannot be encoded drops nobody.
 
 Thread ownership: everything here runs on the hub loop's thread, except
-`Hub.wake` (any thread; it only schedules onto the loop). Clients are
-objects with a `send(dict)` method (a comm, or the GUI panel's relay).
+`Hub.wake` (any thread; it only schedules onto the loop). `Hub.stats` is a
+plain dict written on the hub thread; other threads read it racily, for
+display only. Clients are objects with a `send(dict)` method (a comm, or
+the GUI panel's relay).
 """
 
 from __future__ import annotations
