@@ -85,12 +85,13 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
         for problem in registry.load_entry_points():
             log.warning(problem)
         self.engine = Engine(registry).start()
-        # The clock and outputs run in a child process (started in `start`): a C call
-        # that holds this process's GIL for a second must not make events late.
+        # The clock and outputs run in a child process: a C call that holds this process's
+        # GIL for a second must not make events late. A second one waits warm, so a restart
+        # (a crash, a stuck module, %vt restart) loses a lookahead of music, not half a second.
         from vtkernel.kernel import prespawn  # the scheduler process `python -m vtkernel` started first thing
 
         self.runtime = Runtime(
-            self.engine, lookahead=self.lookahead, on_report=self._runtime_report, adopt=prespawn.take()
+            self.engine, lookahead=self.lookahead, on_report=self._runtime_report, adopt=prespawn.take(), spare=True
         )
         self.runtime.start(wait=False)  # spawns the scheduler process on its own thread: warm by the first play
         self.hub: Hub | None = None
