@@ -1,11 +1,12 @@
 """What does querying a pattern cost, against Strudel 1.1's own `queryArc` on the same machine?
 
-    python benchmarks/bench_patterns.py [--cycles 64] [--repeats 7]
+    python benchmarks/bench_patterns.py [--cycles 64] [--repeats 9]
 
 Each pattern is built once (mini-notation text, as a user types it), then queried one cycle at
-a time for `--cycles` cycles (what the scheduler does); that loop is repeated `--repeats` times
+a time for `--cycles` cycles (what the scheduler does); that pass is repeated `--repeats` times
 and the median time per cycle is reported. The same texts are queried the same way by Strudel
-under node (tests/strudel/reference.mjs), in the same run, so the ratio is what counts:
+under node (tests/strudel/reference.mjs), passes interleaved with ours so both sides see the
+same machine load, so the ratio is what counts:
 
 - the issue's case: 16 voices stacked, each three levels of nesting deep, with `< >`, `*`, `?`,
   Euclid and `|` inside;
@@ -27,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.patterns.strudel import start
+from tests.patterns.strudel import Strudel, start
 from vtkernel.engine.patterns.mini import mini
 
 VOICE_PARTS = [
@@ -55,22 +56,40 @@ CASES = [
 ]
 
 
-def bench_python(text: str, cycles: int, repeats: int) -> tuple[float, int]:
-    pat = mini(text)
+def python_pass(pat: object, cycles: int) -> tuple[float, int]:
+    """Seconds per cycle of one pass over `cycles` cycles, and the haps seen."""
+    query = pat.query  # type: ignore[attr-defined]
     haps = 0
-    times = []
+    t0 = time.perf_counter()
+    for c in range(cycles):
+        haps += len(query(c, c + 1))
+    return (time.perf_counter() - t0) / cycles, haps
+
+
+def bench_case(text: str, cycles: int, repeats: int, ref: Strudel | None) -> tuple[float, float | None, int]:
+    """Medians (vtkernel, Strudel) of `repeats` passes, interleaved so both see the same machine load."""
+    pat = mini(text)
+    python_pass(pat, cycles)  # warm-up, as node's JIT gets one below
+    if ref is not None:
+        ref.bench(text, cycles=cycles, repeats=1)
+    py_times, js_times = [], []
+    py_haps = 0
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        for c in range(cycles):
-            haps += len(pat.query(c, c + 1))
-        times.append((time.perf_counter() - t0) / cycles)
-    return statistics.median(times), haps // repeats
+        t, py_haps = python_pass(pat, cycles)
+        py_times.append(t)
+        if ref is not None:
+            r = ref.bench(text, cycles=cycles, repeats=1)
+            js_times.append(r["seconds_per_cycle"][0])
+            if r["haps"] != py_haps:
+                raise SystemExit(f"{text!r}: vtkernel gives {py_haps} haps, Strudel {r['haps']}")
+    js = statistics.median(js_times) if js_times else None
+    return statistics.median(py_times), js, py_haps
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cycles", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--repeats", type=int, default=9)
     args = ap.parse_args()
     try:
         ref = start()
@@ -79,17 +98,8 @@ def main() -> int:
         print(f"(Strudel not measured: {err})\n")
     rows = []
     for name, text in CASES:
-        py, py_haps = bench_python(text, args.cycles, args.repeats)
-        js = js_haps = None
-        if ref is not None:
-            # warm up node's JIT as Python's caches were warmed: one untimed pass
-            ref.bench(text, cycles=args.cycles, repeats=1)
-            r = ref.bench(text, cycles=args.cycles, repeats=args.repeats)
-            js = statistics.median(r["seconds_per_cycle"])
-            js_haps = r["haps"] // args.repeats
-            if js_haps != py_haps:
-                raise SystemExit(f"{name}: vtkernel gives {py_haps} haps, Strudel {js_haps}")
-        rows.append((name, py_haps / args.cycles, py, js))
+        py, js, haps = bench_case(text, args.cycles, args.repeats, ref)
+        rows.append((name, haps / args.cycles, py, js))
     if ref is not None:
         ref.close()
     print(

@@ -11,8 +11,9 @@ throw here too. Three levels:
 - method chains with string and number arguments, control functions and scales
   (`test_chain_*`).
 
-`VT_DIFF_EXAMPLES=N` sets how many texts hypothesis generates per test (default keeps the suite
-well under a minute). The counts of compared and differing cases are appended, one record per
+`VT_DIFF_EXAMPLES=N` sets how many texts hypothesis generates (N mini-notation texts, 4N
+character soups, N/2 grammar texts for the parser, 2N/3 chains; the default keeps the suite well
+under a minute). The counts of compared and differing cases are appended, one record per
 run, to test-artifacts/differential.json (or $VT_DIFF_COUNTS); docs/patterns.md quotes them.
 """
 
@@ -245,7 +246,7 @@ def check_ast(ref: Strudel, text: str) -> None:
         pytest.fail(f"{text!r}: krill gives {js!r}\nvtkernel gives {py!r}", pytrace=False)
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=max(EXAMPLES // 2, 1))
 @given(text=mini_texts)
 def test_parser_matches_krill_on_generated_texts(strudel: Strudel, text: str) -> None:
     check_ast(strudel, text)
@@ -437,7 +438,7 @@ def test_chain_corpus_matches_strudel(strudel: Strudel, js: str, build: Callable
     check_chain(strudel, js, build)
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=max(EXAMPLES * 2 // 3, 1))
 @given(chain=chains())
 def test_chain_generated_matches_strudel(strudel: Strudel, chain: tuple[str, Callable[[], core.Pattern]]) -> None:
     check_chain(strudel, *chain)
