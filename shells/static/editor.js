@@ -31,6 +31,16 @@ export class Editor {
       },
     });
     this.beat = h("span", { class: "vt-beat", "aria-label": "beat position", text: "beat —" });
+    // Ableton Link (SPEC §10): the document says whether we are in a session, telemetry how many peers.
+    this.link = h("button", {
+      type: "button",
+      class: "vt-button vt-link",
+      "data-vt-link": "",
+      "aria-pressed": "false",
+      text: "Link",
+      onclick: () => c.command({ op: "set_link", link: !c.doc?.clock?.link }, (r) => this.editorReply(r)),
+    });
+    this.peers = h("span", { class: "vt-peers", "data-vt-peers": "", "aria-live": "polite" });
     const clock = h(
       "div",
       { class: "vt-clock", role: "group", "aria-label": "Clock" },
@@ -38,6 +48,8 @@ export class Editor {
       this.bpm.number,
       this.transport,
       this.beat,
+      this.link,
+      this.peers,
       this.bpm.error,
     );
 
@@ -161,6 +173,11 @@ export class Editor {
     this.transport.textContent = playing ? "■ Stop" : "▶ Play";
     this.transport.setAttribute("aria-pressed", String(playing));
     this.transport.setAttribute("aria-label", playing ? "Stop the transport" : "Start the transport");
+    const linked = !!doc.clock?.link;
+    this.link.setAttribute("aria-pressed", String(linked));
+    this.link.setAttribute("aria-label", linked ? "Leave the Ableton Link session" : "Join an Ableton Link session");
+    this.link.title = linked ? "In an Ableton Link session: tempo and phase follow the session" : "Join an Ableton Link session";
+    this.renderPeers();
     this.renderConnections(doc);
     this.renderPorts(doc);
   }
@@ -253,10 +270,20 @@ export class Editor {
     }
   }
 
+  /** In a Link session: how many peers (telemetry's `link.peers`), or "joining…" until it says. */
+  renderPeers() {
+    const peers = this.client.telemetry?.link?.peers;
+    const linked = !!this.client.doc?.clock?.link;
+    const known = linked && typeof peers === "number";
+    this.peers.textContent = !linked ? "" : known ? `${peers} ${peers === 1 ? "peer" : "peers"}` : "joining…";
+    this.peers.dataset.vtPeers = known ? String(peers) : "";
+  }
+
   renderTelemetry() {
     const t = this.client.telemetry;
     const beat = t && typeof t.beat === "number" ? t.beat : null;
     this.beat.textContent = beat === null ? "beat —" : `beat ${beat.toFixed(2)}`;
+    this.renderPeers();
     // The step each sequencer is playing: a pure function of the beat (patterns keep their phase).
     const modules = this.client.doc?.modules || {};
     for (const [name, entry] of this.modules) {

@@ -9,7 +9,10 @@ what the panel did and makes changes the panel must show.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -531,3 +534,22 @@ def test_a_kernel_restart_is_shown_and_the_panel_resubscribes_to_the_new_kernel(
         assert run_command(rpage, "get fresh1.rate").startswith("error [disconnected]")
         ARTIFACTS.mkdir(exist_ok=True)
         root.screenshot(path=str(ARTIFACTS / "panel-disconnected.png"))
+
+
+def test_the_link_toggle_joins_a_session_and_shows_its_peers() -> None:
+    """In a private network namespace (Link multicasts on every interface): its own JupyterLab and browser."""
+    from tests.link.test_link_sync import namespace_problem
+
+    why = namespace_problem()
+    if why is not None:
+        pytest.skip(why)
+    out = subprocess.run(
+        ["unshare", "-n", sys.executable, str(Path(__file__).with_name("_panel_link.py")), str(ARTIFACTS)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == {"before": "false", "alone": "0 peers", "with_peer": "1 peer", "after": "false", "peers_text_after": ""}
