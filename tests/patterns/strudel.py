@@ -141,7 +141,8 @@ def _frac(s: str) -> Fraction:
 def _js_value(v: Any) -> Any:
     if isinstance(v, dict):
         if "$num" in v:
-            return float(v["$num"].replace("Infinity", "inf"))
+            f = float(v["$num"].replace("Infinity", "inf"))
+            return ("num", "nan" if math.isnan(f) else f)
         if "$frac" in v:
             return ("frac", Fraction(v["$frac"]))
         if "$undefined" in v:
