@@ -35,6 +35,7 @@ SECTIONS = {
     "script": ("Code shell scripts while a slider is dragged (issue 12 #6)", "bench_script.py"),
     "comm_reliability": ("Reliability: hostile comm input and lost acks under load (issue 14 #1-#4, #6)", "bench_comm_attacks.py"),
     "link": ("Ableton Link: phase error between two vtkernels (issue 10)", "bench_link.py"),
+    "pianoroll": ("The panel's pianoroll: haps replies and a drag on a watched pattern (issue 15)", "bench_pianoroll.py"),
 }
 
 

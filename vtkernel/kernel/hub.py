@@ -497,9 +497,9 @@ class Hub:
     def _flush_haps(self, client: Client) -> None:
         """Send the due haps, at most every HAPS_INTERVAL per client, from the newest version it holds.
 
-        A pianoroll costs far more than a delta (a 16-voice pattern over 4 cycles: ~34 ms and
-        ~130 KiB with its SVG), so a slider dragged at 60 deltas/s must not cost 60 of them; the
-        last change is always sent, when the interval is up.
+        A pianoroll costs far more than a delta (a 16-voice pattern over 4 cycles: tens of ms and
+        ~140 KiB with its SVG, benchmarks/bench_pianoroll.py), so a slider dragged at 60 deltas/s
+        must not cost 60 of them; the last change is always sent, when the interval is up.
         """
         client.haps_timer = None
         if client.closed or not client.haps_due:
