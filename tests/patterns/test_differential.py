@@ -199,15 +199,24 @@ def _element(draw: st.DrawFn, depth: int) -> str:
     return core_text + "".join(ops)
 
 
+_SPACE = st.sampled_from([" ", " ", " ", " ", "  ", "\n", "\t", " \u00a0"])
+
+
 @st.composite
 def _sequence(draw: st.DrawFn, depth: int) -> str:
-    return " ".join(draw(st.lists(_element(depth), min_size=1, max_size=3)))
+    items = draw(st.lists(_element(depth), min_size=1, max_size=3))
+    out = items[0]
+    for item in items[1:]:
+        # krill needs no space between a bracket and the next step: "[a][b]", "a[b]"
+        glue = "" if (out[-1] in "]>}" or item[0] in "[<{") and draw(st.integers(0, 3)) == 0 else draw(_SPACE)
+        out += glue + item
+    return out
 
 
 @st.composite
 def _stack_or_choose(draw: st.DrawFn, depth: int) -> str:
     head = draw(_sequence(depth))
-    kind = draw(st.sampled_from(["", "", ", ", " | ", " . "]))
+    kind = draw(st.sampled_from(["", "", ", ", " | ", " . ", ",", "|", " ,\n", "\n. "]))
     if not kind:
         return head
     rest = draw(st.lists(_sequence(depth), min_size=1, max_size=2))
