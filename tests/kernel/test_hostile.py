@@ -453,3 +453,18 @@ def test_commands_sent_right_after_comm_open_are_all_acked(kernel: Kernel) -> No
 
         assert probe.wait_for(answered, 10), f"attempt {attempt}: {len([m for m in probe.others.get(comm_id, []) if m.get('type') == 'ack'])} of 20 acked"
     probe.close()
+
+
+def test_a_hostile_frame_with_a_bad_signature_is_dropped_with_one_log_line(logged_kernel: tuple[Kernel, Path]) -> None:
+    kernel, log_path = logged_kernel
+    c = kernel.client()
+    s = c.kc.session
+    msg = s.msg("comm_msg", {})
+    parts = [s.pack(msg["header"]), s.pack(msg["parent_header"]), s.pack(msg["metadata"]), b"[" * 50_000 + b"]" * 50_000]
+    with c.send_lock:
+        c.kc.shell_channel.socket.send_multipart([b"<IDS|MSG>", b"0" * 64, *parts])
+    assert c.call({"op": "set_bpm", "bpm": 99})["type"] == "ack"
+    kernel.ok("print('sync')")
+    log = log_path.read_text()
+    assert "bad signature" in log and "Traceback" not in log, log[-2000:]
+    c.close()

@@ -258,8 +258,8 @@ def screen_message(kernel: Any, msg: list[Any]) -> tuple[str, str, bytes] | None
     """None if `msg` may be parsed; else `(msg_type, why, content frame)` for a refused message.
 
     Runs on the shell-channel thread before ipykernel (or `reroute_comm_open`)
-    unpacks anything. A message whose signature does not verify is left to
-    ipykernel, which rejects it as it would any other.
+    unpacks anything. A refused message whose signature does not verify is
+    reported as `unsigned` (no id is read from it, nobody is answered).
     """
     session = kernel.session
     _, frames = session.feed_identities(msg, copy=False)
@@ -277,7 +277,8 @@ def screen_message(kernel: Any, msg: list[Any]) -> tuple[str, str, bytes] | None
     if not why:
         return None
     if session.auth is not None and not hmac.compare_digest(session.sign(parts), _bytes(frames[0])):
-        return None
+        # Not from a client that holds the key: nobody to answer, and nothing of it is read.
+        return "unsigned", f"{why}, with a bad signature", b""
     return (msg_type or b"?").decode("ascii", "replace"), why, content
 
 
