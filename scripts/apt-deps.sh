@@ -7,6 +7,9 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v jackd >/dev/null 2>&1 || need+=(jackd2)
 command -v scsynth >/dev/null 2>&1 || need+=(supercollider-server)
+# ip and unshare: the Ableton Link tests make a private network namespace (tests/link/).
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
