@@ -1,6 +1,6 @@
 """Differential tests: vtkernel's patterns against Strudel 1.1 itself, on generated and tricky input.
 
-Each case is queried over several windows in both (`SPANS`, odd ones included) and the haps are
+Each case is queried over several windows in both (`SPANS`: odd, negative and far ones) and the haps are
 compared as sorted multisets: same whole and part spans (exact fractions), same values, same
 random choices. A text Strudel refuses must be refused here too; a query Strudel throws on must
 throw here too. Three levels:
@@ -36,7 +36,7 @@ from vtkernel.engine.patterns import controls, core, signals, tonal  # noqa: F40
 from vtkernel.engine.patterns.mini import MiniError, mini, parse
 
 EXAMPLES = int(os.environ.get("VT_DIFF_EXAMPLES", "120"))
-SPANS: list[tuple[F, F]] = [(F(0), F(4)), (F(1, 3), F(7, 2)), (F(-5, 4), F(1, 8))]
+SPANS: list[tuple[F, F]] = [(F(0), F(4)), (F(1, 3), F(7, 2)), (F(-5, 4), F(1, 8)), (F(40961, 4), F(40967, 4))]
 STATS: Counter[str] = Counter()
 DIFFS: list[str] = []
 
