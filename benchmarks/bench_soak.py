@@ -39,9 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import start_kernel, stop_kernel  # noqa: E402
-from vtkernel.engine.timing import OscReceiver  # noqa: E402
 from vtkernel.engine.timing.clock import NTP_UNITS  # noqa: E402
 from vtkernel.kernel.install import install  # noqa: E402
+from vtkernel.testing.osc import OscReceiver  # noqa: E402
 
 BPM = 240.0
 DIVISION = 4

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import Kernel
-from vtkernel.engine.timing import OscReceiver
+from vtkernel.testing.osc import OscReceiver
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import sys
 from tests.conftest import Kernel
 from tests.timing.conftest import free_udp_port
 from vtkernel.doctor import Check, probe_scsynth, probe_udp, report
-from vtkernel.engine.timing import OscReceiver
+from vtkernel.testing.osc import OscReceiver
 from vtkernel.testing.scsynth import ScsynthServer
 
 

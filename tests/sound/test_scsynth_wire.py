@@ -30,10 +30,10 @@ from vtkernel.engine.scsynth import (
     synthdef_bundle,
     synthdef_files,
 )
-from vtkernel.engine.timing import OscReceiver, Received
 from vtkernel.engine.timing.clock import NTP_UNITS, WallClock
 from vtkernel.engine.timing.outputs import SchedulerOutputs
 from vtkernel.protocol import parse_command
+from vtkernel.testing.osc import OscReceiver, Received
 
 ROOT = Path(__file__).resolve().parents[2]
 PARAMS = {"host": "127.0.0.1", "synth": "sine", "group": 1, "add_action": "head", "release": "timed"}

@@ -17,8 +17,8 @@ import pytest
 
 from tests.conftest import Kernel
 from vtkernel.engine.patterns.mini import mini
-from vtkernel.engine.timing import OscReceiver, Received
 from vtkernel.engine.timing.clock import NTP_UNITS
+from vtkernel.testing.osc import OscReceiver, Received
 
 BPM = 240.0
 METER = 4

@@ -17,11 +17,11 @@ from tests.timing.conftest import grid_errors_us
 from vtkernel.engine.apply import apply_to_document
 from vtkernel.engine.document import Document
 from vtkernel.engine.schema import BUILTIN_TYPES, ModuleType, Params, ParamSpec, default_registry
-from vtkernel.engine.timing import OscReceiver
 from vtkernel.engine.timing.clock import WallClock
 from vtkernel.engine.timing.outputs import SchedulerOutputs
 from vtkernel.engine.timing.render import Renderer
 from vtkernel.protocol import SetParam, VTError
+from vtkernel.testing.osc import OscReceiver
 
 LOOKAHEAD = 0.05
 

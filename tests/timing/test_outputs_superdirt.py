@@ -17,8 +17,8 @@ import pytest
 
 from tests.timing.test_outputs_osc import Live, wait_for
 from vtkernel.engine.schema import ModuleType, Params, ParamSpec
-from vtkernel.engine.timing import OscReceiver, Received
 from vtkernel.engine.timing.clock import NTP_UNITS
+from vtkernel.testing.osc import OscReceiver, Received
 
 
 @pytest.fixture

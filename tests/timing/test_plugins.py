@@ -16,7 +16,7 @@ from tests.timing.conftest import Rig
 from vtkernel.engine import Engine
 from vtkernel.engine.runtime import Runtime
 from vtkernel.engine.schema import ModuleType, ParamSpec, default_registry
-from vtkernel.engine.timing import OscReceiver
+from vtkernel.testing.osc import OscReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "examples" / "vtkernel-example-plugin"

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import Kernel, start_kernel, stop_kernel
-from vtkernel.engine.timing import OscReceiver
+from vtkernel.testing.osc import OscReceiver
 
 LOOKAHEAD = 0.05
 

@@ -58,7 +58,7 @@ UNPRIVILEGED = textwrap.dedent(
     sys.path[:0] = {path!r}
     from vtkernel.engine import Engine
     from vtkernel.engine.runtime import Runtime
-    from vtkernel.engine.timing import OscReceiver
+    from vtkernel.testing.osc import OscReceiver
     from vtkernel.protocol import parse_command
 
     engine = Engine().start()

@@ -12,8 +12,8 @@ import pytest
 import vtkernel.engine.runtime as runtime_module
 from tests.timing.conftest import Rig
 from vtkernel.engine.runtime import Runtime
-from vtkernel.engine.timing import Received
 from vtkernel.engine.timing.clock import NTP_UNITS
+from vtkernel.testing.osc import Received
 
 BPM = 240.0
 DIVISION = 4
@@ -127,7 +127,7 @@ def test_the_restart_count_starts_again_after_healthy_running(rig: Rig, monkeypa
 
 def test_with_a_warm_spare_a_restart_takes_the_process_that_was_already_waiting() -> None:
     from vtkernel.engine import Engine
-    from vtkernel.engine.timing import OscReceiver
+    from vtkernel.testing.osc import OscReceiver
 
     engine = Engine().start()
     rx = OscReceiver().start()

@@ -27,7 +27,7 @@ from tests.timing.conftest import Rig
 from vtkernel.engine import Engine
 from vtkernel.engine.runtime import Runtime
 from vtkernel.engine.schema import ModuleType, ParamSpec
-from vtkernel.engine.timing import OscReceiver
+from vtkernel.testing.osc import OscReceiver
 
 GOOD = 60
 BAD = 99

@@ -18,7 +18,3 @@ The tick/event model (see `render` and `scheduler` for the details):
   modules to sinks; control signals modulate params (base + sum of signals,
   clamped to the param's range, sampled at each step of the module).
 """
-
-from vtkernel.engine.timing.receiver import OscReceiver, Received
-
-__all__ = ["OscReceiver", "Received"]

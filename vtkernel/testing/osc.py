@@ -8,11 +8,14 @@ integers, so their grid can be checked exactly.
 
     rx = OscReceiver().start()        # rx.port is the UDP port
     ...
+    rx.wait_for(4)                    # returns once 4 messages have arrived
     rx.received                       # [Received(arrival, timetag, address, args), ...]
     rx.stop()
 
-Owner: any thread reads `received` (a list that only grows, appended by the
-receiver's thread).
+Owner: the receiver's thread `vt-osc-receiver` appends to `received` (a list
+that only grows until `clear`) and notifies `changed`; any thread may read
+it, call `clear`, or wait on it with `wait_for` / `wait_until`, which sleep on
+that condition and never poll.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +67,7 @@ class OscReceiver:
         self.host, self.port = self.sock.getsockname()[:2]
         self.received: list[Received] = []
         self.errors: list[str] = []
+        self.changed = threading.Condition()
         self._stop_r, self._stop_w = socket.socketpair()
         self._thread: threading.Thread | None = None
 
@@ -85,14 +90,22 @@ class OscReceiver:
         self.stop()
 
     def clear(self) -> None:
-        self.received = []
+        with self.changed:
+            self.received = []
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
-        """Wait until at least `count` messages arrived (polls every 5 ms: test helper)."""
-        deadline = time.monotonic() + timeout
-        while len(self.received) < count and time.monotonic() < deadline:
-            time.sleep(0.005)
-        return list(self.received)
+        """Wait until at least `count` messages arrived, or `timeout` passed; returns what arrived."""
+        return self.wait_until(lambda got: len(got) >= count, timeout)
+
+    def wait_until(self, predicate: Callable[[list[Received]], bool], timeout: float = 5.0) -> list[Received]:
+        """Wait until `predicate(received)` holds, or `timeout` passed; returns what arrived.
+
+        The receiver's thread notifies `changed` after each datagram, so this
+        wakes once per datagram, not on a timer.
+        """
+        with self.changed:
+            self.changed.wait_for(lambda: predicate(self.received), timeout)
+            return list(self.received)
 
     def _run(self) -> None:
         while True:
@@ -109,16 +122,22 @@ class OscReceiver:
                     sec, nsec = struct.unpack("qq", payload[:16])
                     arrival = sec + nsec * 1e-9
             try:
-                self._parse(data, arrival)
+                got = self._parse(data, arrival)
             except Exception as exc:
                 self.errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            with self.changed:
+                self.received.extend(got)
+                self.changed.notify_all()
 
-    def _parse(self, data: bytes, arrival: float) -> None:
+    @staticmethod
+    def _parse(data: bytes, arrival: float) -> list[Received]:
         if OscBundle.dgram_is_bundle(data):
             (timetag,) = struct.unpack(">Q", data[8:16])
-            for content in OscBundle(data):
-                if isinstance(content, OscMessage):
-                    self.received.append(Received(arrival, timetag, content.address, tuple(content.params)))
-        else:
-            msg = OscMessage(data)
-            self.received.append(Received(arrival, None, msg.address, tuple(msg.params)))
+            return [
+                Received(arrival, timetag, content.address, tuple(content.params))
+                for content in OscBundle(data)
+                if isinstance(content, OscMessage)
+            ]
+        msg = OscMessage(data)
+        return [Received(arrival, None, msg.address, tuple(msg.params))]
