@@ -32,9 +32,9 @@ from typing import Any
 
 from vtkernel.engine import Engine
 from vtkernel.engine.runtime import Runtime
-from vtkernel.engine.timing import OscReceiver
 from vtkernel.engine.timing.clock import NTP_UNITS, timetag_to_wall
 from vtkernel.protocol import parse_command
+from vtkernel.testing.osc import OscReceiver
 
 BPM = 240.0
 DIVISION = 16  # 64 events per second
