@@ -202,6 +202,12 @@ def main() -> int:
         result["third_party_b"] = wait_kernel(b, "vt.snapshot()['clock']['bpm'] == 97.0", 15)
         result["third_party_saw"] = peer.stdout.readline().strip() if peer.stdout else ""
         peer.wait(10)
+        # Stopped, still in the session: the peer count keeps coming (a panel shows who is there).
+        a.run("vt.stop()")
+        later = third_party_tempo(97.0, 4.0)
+        peers = "(get_ipython().kernel.runtime.telemetry().get('link') or {}).get('peers')"
+        result["peers_while_stopped"] = wait_kernel(a, f"{peers} == 2", 15)
+        later.wait(15)
     finally:
         a.stop()
         b.stop()

@@ -71,3 +71,7 @@ def test_a_tempo_change_on_one_kernel_reaches_the_other(scenario: dict) -> None:
 def test_a_third_party_peer_sets_the_tempo_and_both_kernels_follow(scenario: dict) -> None:
     assert scenario["third_party_saw"] == "peers 2"
     assert scenario["third_party_a"] and scenario["third_party_b"]
+
+
+def test_the_peer_count_keeps_coming_while_stopped(scenario: dict) -> None:
+    assert scenario["peers_while_stopped"]  # kernel B and a new third-party peer, seen by a stopped kernel A

@@ -235,6 +235,11 @@ class Renderer:
     def _linked(self) -> bool:
         return self.link is not None and self.link.active
 
+    @property
+    def linked(self) -> bool:
+        """In an Ableton Link session (the scheduler keeps telemetry coming while stopped, for the peer count)."""
+        return self._linked()
+
     def _link_membership(self) -> None:
         """Join or leave the session as `clock.link` says; keep the quantum at the meter."""
         link = self.link

@@ -270,7 +270,8 @@ class Scheduler:
                 midi = out.next_midi()
                 if midi is not None and (deadline is None or midi - self.midi_spin < deadline):
                     deadline, spin_to = midi - self.midi_spin, midi
-                if renderer.playing or self._telemetry_dirty:
+                # In a Link session telemetry keeps coming while stopped: peers join and leave then too.
+                if renderer.playing or self._telemetry_dirty or renderer.linked:
                     t = self._next_telemetry
                     if deadline is None or t < deadline:
                         deadline, spin_to = t, None
@@ -315,7 +316,7 @@ class Scheduler:
                 if out.next_midi() is not None:
                     self._open_midi_ports()
                 self._flush_midi(time.monotonic())
-                if now >= self._next_telemetry and (renderer.playing or self._telemetry_dirty):
+                if now >= self._next_telemetry and (renderer.playing or self._telemetry_dirty or renderer.linked):
                     self._telemetry(now)
                 if out.reports:
                     for line in out.reports:
