@@ -171,3 +171,12 @@ def test_any_text_parses_or_fails_with_one_line(text: str) -> None:
         assert "\n" not in str(err) and str(err).startswith("mini-notation: ")
         return
     pat.query(0, 2)  # querying a parsed text never crashes (Strudel's errors give no haps)
+
+
+def test_json_form_of_a_mini_pattern_is_its_text() -> None:
+    from vtkernel.engine.patterns.tree import from_json
+
+    text = "bd*2 [~ sd] <cp hh>(3,8) hh?"
+    pat = mini(text)
+    assert pat.tree == text
+    assert [(h.whole, h.value) for h in from_json(pat.tree).query(0, 4)] == [(h.whole, h.value) for h in pat.query(0, 4)]

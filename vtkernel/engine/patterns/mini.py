@@ -673,6 +673,16 @@ def _divide_by(w: Fraction) -> Any:
 
 
 def mini(text: str) -> core.Pattern:
-    """The pattern of a mini-notation text, as Strudel's `mini(text)` (raises MiniError)."""
+    """The pattern of a mini-notation text, as Strudel's `mini(text)` (raises MiniError).
+
+    Its JSON form (`tree`) is the text itself: the core calls made while building it are
+    internal, so the tree recorder (tree.py) is told not to record them.
+    """
     ast = parse(text)
-    return _Builder().node(ast)
+    state = core.RECORDING
+    state.depth += 1
+    try:
+        pat = _Builder().node(ast)
+    finally:
+        state.depth -= 1
+    return pat.with_tree(text)
