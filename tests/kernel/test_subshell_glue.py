@@ -39,3 +39,23 @@ def test_comm_open_is_rerouted_to_the_subshell(kernel: Kernel) -> None:
     assert time.monotonic() - t0 < 2, "comm_open waited for the main shell (reroute_comm_open)"
     kernel.finish_cell(cell)
     c.close()
+
+
+def test_shell_channel_thread_main_and_shell_main_are_overridden_by_subshell_glue_only(kernel: Kernel) -> None:
+    # If ipykernel renames or reshapes these private steps, our overrides would
+    # silently stop running: no screening of hostile frames, no comm_open reroute,
+    # busy/idle pairs for every comm message. Check ipykernel's own signatures too.
+    out = kernel.ok(
+        "import inspect\n"
+        "from ipykernel.kernelbase import Kernel as Base\n"
+        "from vtkernel.kernel import kernel as vk, subshell\n"
+        "K = type(get_ipython().kernel)\n"
+        "for name, params in (('shell_channel_thread_main', ['self', 'msg']), ('shell_main', ['self', 'subshell_id', 'msg'])):\n"
+        "    base = getattr(Base, name, None)\n"
+        "    print(name, base is not None and inspect.iscoroutinefunction(base) and list(inspect.signature(base).parameters) == params,\n"
+        "          getattr(K, name) is getattr(subshell.HubShellRouting, name), name in vk.VTKernel.__dict__)"
+    )
+    assert out.splitlines() == [
+        "shell_channel_thread_main True True False",
+        "shell_main True True False",
+    ], f"ipykernel's private shell steps changed, or the kernel overrides them outside subshell.HubShellRouting: {out}"

@@ -55,13 +55,16 @@ def _pattern_picture(pattern: Any, kind: str) -> str | None:
     return pic._repr_html_() if kind == "html" else pic._repr_svg_()
 
 
-class VTKernel(IPythonKernel):  # type: ignore[misc]
+class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
     """The kernel: wires engine, runtime, hub, services and magics.
+
+    ipykernel's private shell steps (`shell_channel_thread_main`,
+    `shell_main`) are overridden by `subshell.HubShellRouting`, not here.
 
     Thread ownership: `__init__`, `do_execute`, `_run_main_jobs` and
     `run_main_jobs_now` run on the main thread; `schedule_main` and
-    `on_hub` may be called from any thread; `shell_channel_thread_main`
-    runs on ipykernel's shell-channel thread; comm handlers hand their work
+    `on_hub` may be called from any thread; `_refuse_comm_msg` runs on
+    ipykernel's shell-channel thread; comm handlers hand their work
     to the hub loop with `on_hub`. `_executing` is written by the main
     thread only and read (racily, harmlessly) by report callbacks.
     """
@@ -169,22 +172,6 @@ class VTKernel(IPythonKernel):  # type: ignore[misc]
             self.runtime.start()
         except Exception as exc:
             self._runtime_report(f"the scheduler did not start: {exc}")
-
-    async def shell_channel_thread_main(self, msg: Any) -> None:
-        # Runs on the shell-channel thread: refuse what must not be parsed (with an error
-        # to its client), and send our comm_open to the hub's subshell so a panel opened
-        # during a long cell gets its snapshot at once.
-        routed = subshell.route_shell_message(self, msg, self.hub_subshell_id, self._refuse_comm_msg)
-        if routed is not None:
-            await super().shell_channel_thread_main(routed)
-
-    async def shell_main(self, subshell_id: str | None, msg: Any) -> None:
-        # Runs on each shell's thread. Hub comm messages on the hub's subshell go without the
-        # busy/idle status pair (subshell.dispatch_quietly): it tripled iopub traffic per command.
-        if subshell_id is not None and subshell_id == self.hub_subshell_id and subshell.is_hub_comm_message(self, msg, self._comm_senders):
-            await subshell.dispatch_quietly(self, subshell_id, msg)
-        else:
-            await super().shell_main(subshell_id, msg)
 
     def _refuse_comm_msg(self, comm_id: str | None, msg_id: Any, why: str) -> None:
         """Shell-channel thread: a comm message refused unread gets `bad_message` on its comm."""

@@ -18,14 +18,19 @@ header:
 - `screen_message` bounds every shell message before anything parses it
   (`Session.unpack` would raise on 10,000 levels of nesting or a 5,001-digit
   integer, and ipykernel would log a traceback and drop the message with no
-  reply); `route_shell_message` is the kernel's `shell_channel_thread_main`
-  step that applies both.
+  reply); `route_shell_message` applies both;
+- `HubShellRouting` is the kernel's mixin that overrides ipykernel's private
+  `shell_channel_thread_main` (route) and `shell_main` (quiet dispatch): the
+  kernel class itself touches no private method.
 
 These are pinned to `ipykernel>=7.4,<7.5`; `tests/kernel/test_subshell_glue.py`
 fails loudly if any of them stops working.
 
 Thread ownership: `create_hub_subshell` is called on the kernel's main
-thread after start; `reroute_comm_open` runs on the shell-channel thread.
+thread after start; `route_shell_message`, `reroute_comm_open` and
+`shell_channel_thread_main` run on the shell-channel thread;
+`is_hub_comm_message`, `dispatch_quietly` and `shell_main` on the thread of
+the shell a message was routed to (the hub's subshell for hub comms).
 """
 
 from __future__ import annotations
@@ -385,3 +390,37 @@ async def dispatch_quietly(kernel: Any, subshell_id: str, msg: list[Any]) -> Non
         await kernel.dispatch_shell(msg, subshell_id=subshell_id, concurrent=True)
     finally:
         kernel.set_parent(ident, parent, channel="shell")
+
+
+# ----- the kernel's overrides of ipykernel's private shell steps ---------------------
+
+
+class HubShellRouting:
+    """Mixin for the kernel class (before `IPythonKernel`): its two overrides of private ipykernel methods.
+
+    - `shell_channel_thread_main` runs on ipykernel's shell-channel thread:
+      it refuses what must not be parsed (`route_shell_message`, answering a
+      refused comm message through `_refuse_comm_msg`) and re-addresses our
+      `comm_open` to the hub's subshell, so a panel opened during a long cell
+      gets its snapshot at once;
+    - `shell_main` runs on each shell's thread: hub comm messages on the hub's
+      subshell go without the busy/idle status pair (`dispatch_quietly`).
+
+    The kernel provides `hub_subshell_id` (None until `create_hub_subshell`
+    succeeded), `_comm_senders` (the hub's comm ids) and `_refuse_comm_msg`.
+    """
+
+    hub_subshell_id: str | None
+    _comm_senders: Any
+    _refuse_comm_msg: Callable[[str | None, Any, str], None]
+
+    async def shell_channel_thread_main(self, msg: Any) -> None:
+        routed = route_shell_message(self, msg, self.hub_subshell_id, self._refuse_comm_msg)
+        if routed is not None:
+            await super().shell_channel_thread_main(routed)  # type: ignore[misc]
+
+    async def shell_main(self, subshell_id: str | None, msg: Any) -> None:
+        if subshell_id is not None and subshell_id == self.hub_subshell_id and is_hub_comm_message(self, msg, self._comm_senders):
+            await dispatch_quietly(self, subshell_id, msg)
+        else:
+            await super().shell_main(subshell_id, msg)  # type: ignore[misc]
