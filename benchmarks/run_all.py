@@ -25,7 +25,7 @@ SECTIONS = {
     "history": ("History ring memory with structural sharing (issue 3)", "bench_history.py"),
     "live": ("Live files: save -> engine changed (issue 4)", "bench_live.py"),
     "live_scale": ("Live files at scale: 1k, 10k and 100k statements (issue 14 #15)", "bench_live_scale.py"),
-    "timing": ("Timing: tick lateness and OSC bundles ahead of their timetag (issue 5)", "bench_timing.py"),
+    "timing": ("Timing: the scheduler process under load, cold starts and MIDI (issues 5, 11)", "bench_timing.py"),
     "reliability": ("Reliability: misbehaving user code and a dying scheduler (issue 14 #7-#10)", "bench_reliability.py"),
     "soak": ("Soak: 10 minutes playing with 50 changes/s (issue 14 #17)", "bench_soak.py"),
     "gui": ("GUI panel latency (issue 6)", "bench_gui.py"),
