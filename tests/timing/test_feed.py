@@ -87,3 +87,29 @@ def test_quantized_paths_attribute_each_sub_command_of_a_batch():
     paths = [("modules", "a", "params", "rate"), ("modules", "b", "params", "rate"), ("clock", "playing")]
     assert quantized_paths(cmd, paths) == [(paths[0], "bar"), (paths[2], "beat")]
     assert quantized_paths(parse_command({"op": "play", "quantize": "now"}), [("clock", "playing")]) == []
+
+
+def test_when_the_history_ring_lost_the_childs_version_the_feeder_sends_the_whole_patch_once():
+    from tests.timing.test_render import renderer
+    from vtkernel.jsonpatch import apply_patch
+
+    engine = Engine(history=3).start()
+    try:
+        engine.call(parse_command({"op": "add_module", "name": "a", "type": "lfo"}))
+        before = engine.snapshot
+        for i in range(5):  # more versions than the ring keeps
+            engine.call(parse_command({"op": "set_param", "module": "a", "param": "rate", "value": 2.0 + i}))
+        engine.call(parse_command({"op": "add_module", "name": "b", "type": "seq"}))
+        engine.call(parse_command({"op": "add_module", "name": "o", "type": "osc_out"}))
+        engine.call(parse_command({"op": "connect", "src": "b.out", "dst": "o.in"}))
+        assert engine.history_since(before.version) is None
+        kind, version, annotated = feed(engine, before, None)
+    finally:
+        engine.stop()
+    assert (kind, version) == ("patch", engine.snapshot.version)
+    assert all(q is None for _, q in annotated)
+    state = apply_patch(before.doc.to_json(), [op for op, _ in annotated])
+    assert state == engine.snapshot.doc.to_json()
+    child, _ = renderer(before.doc.to_json())  # the scheduler's own copy takes the same ops
+    child.apply(annotated, version, now=0.0)
+    assert child.target == child.live == state

@@ -20,6 +20,7 @@ Thread ownership
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import logging
 import threading
@@ -157,7 +158,6 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._stats = EngineStats()
-        self.on_publish_hooks: list[Callable[[Snapshot], None]] = []
 
     # ----- any thread -----------------------------------------------------
 
@@ -215,7 +215,12 @@ class Engine:
         return outcome
 
     def add_signal(self, signal: Signal) -> Signal:
-        """Register a signal set after every publish (copy-on-write list: no lock for the engine)."""
+        """Register a signal set after every publish (copy-on-write list: no lock for the engine).
+
+        This is the only way to hear of a publish: the subscriber's own thread
+        then reads `snapshot` or `history_since(last version it saw)`, so no
+        subscriber code ever runs on the engine thread.
+        """
         self._signals = [*self._signals, signal]
         return signal
 
@@ -226,9 +231,9 @@ class Engine:
     def history_since(self, version: int) -> list[Snapshot] | None:
         """Snapshots newer than `version`, oldest first; None if the ring no longer holds `version`."""
         hist = list(self._history)  # a copy: the engine thread may append meanwhile
-        for i, snap in enumerate(hist):
-            if snap.version == version:
-                return hist[i + 1 :]
+        i = bisect.bisect_left(hist, version, key=_version_of)  # versions only grow along the ring
+        if i < len(hist) and hist[i].version == version:
+            return hist[i + 1 :]
         return None
 
     def history(self) -> list[Snapshot]:
@@ -327,8 +332,6 @@ class Engine:
             snap = Snapshot(version, edit.doc, change)
             self._history.append(snap)
             self._snapshot = snap  # the publish: one reference swap
-            for hook in self.on_publish_hooks:
-                hook(snap)
         version = self._snapshot.version
         for item, err in replies:
             item[3].put(Outcome(item[0], version, err, item[4]))  # type: ignore[union-attr]
@@ -345,6 +348,10 @@ class Engine:
 
 # What a history line says besides the paths, for commands whose paths alone would mislead.
 _SUMMARY: dict[type, str] = {Undo: "undo", Redo: "redo", LoadDocument: "load"}
+
+
+def _version_of(snap: Snapshot) -> int:
+    return snap.version
 
 
 def _dedupe(paths: list[Path]) -> tuple[Path, ...]:

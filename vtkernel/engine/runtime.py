@@ -4,11 +4,12 @@ The engine thread stays the only authority on state; the scheduler
 (`vtkernel.engine.timing.scheduler`, in a child process) only *renders* the
 patch. The runtime feeds it incrementally:
 
-- an `on_publish_hooks` entry puts each new `Snapshot` in a deque and wakes
-  the feeder (an eventfd write: the engine thread never waits);
-- the feeder thread coalesces what is queued into one JSON Patch
+- an engine `Signal` wakes the feeder after a publish (an eventfd write: the
+  engine thread never waits and runs none of our code);
+- the feeder thread takes the versions since the one the child has
+  (`Engine.history_since`) and sends them as one JSON Patch
   (`render_ops(old, new, changed paths)`: O(change), never the whole
-  document) and sends it with each op's quantization (`Change.quantize`);
+  document) with each op's quantization (`Change.quantize`);
   the whole document goes only at start and after a restart;
 - module classes go when they are registered (`Registry.subscribe`), by
   reference when the child can import them and by value otherwise (see
@@ -59,7 +60,7 @@ from typing import IO, Any
 
 from vtkernel.engine.delta import render_ops
 from vtkernel.engine.document import Path, Snapshot
-from vtkernel.engine.engine import Engine
+from vtkernel.engine.engine import Engine, Signal
 from vtkernel.engine.queue import Waker
 from vtkernel.engine.schema import ModuleType
 from vtkernel.engine.timing.clock import WallClock
@@ -134,6 +135,8 @@ class Runtime:
         self._spare: _Started | None = None
         self._inbox: deque[tuple[Any, ...]] = deque()
         self._waker = Waker()
+        self._signal: Signal | None = None  # set by the engine after each publish
+        self._rearm: Callable[[], None] | None = None  # the signal's pending run: called on the feeder
         self._sock: socket.socket | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None  # the in-process scheduler
@@ -181,7 +184,7 @@ class Runtime:
             self._transport = None
             self._restarts.clear()
             self._inbox.append(("reset",))
-            self.engine.on_publish_hooks.append(self._on_publish)
+            self._signal = self.engine.add_signal(Signal(_nothing, schedule=self._on_publish))
             self._unsubscribe = self.engine.registry.subscribe(self._on_register)
             self._feeder = threading.Thread(target=self._feed, name="vt-runtime-feed", daemon=True)
             self._feeder.start()
@@ -208,7 +211,8 @@ class Runtime:
         if self._feeder is None:
             return
         self._stopping = True
-        self.engine.on_publish_hooks = [h for h in self.engine.on_publish_hooks if h != self._on_publish]
+        if self._signal is not None:
+            self.engine.remove_signal(self._signal)
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -347,9 +351,9 @@ class Runtime:
 
     # ----- engine thread / registering thread -------------------------------------------
 
-    def _on_publish(self, snap: Snapshot) -> None:
-        """On the engine thread: hand the snapshot over and return (never blocks)."""
-        self._inbox.append(("snap", snap))
+    def _on_publish(self, run: Callable[[], None]) -> None:
+        """The signal's `schedule`, on the engine thread: keep its run for the feeder and wake it (never blocks)."""
+        self._rearm = run
         self._waker.wake()
 
     def _on_register(self, cls: type[ModuleType]) -> None:
@@ -541,6 +545,9 @@ class Runtime:
                 self._give_up(f"the scheduler did not start: {exc}; run %vt restart to try again", str(exc))
             while not self._stopping:
                 self._waker.clear()
+                rearm, self._rearm = self._rearm, None
+                if rearm is not None:
+                    rearm()  # before reading the history: a publish from now on wakes us again
                 if self._given_up and not self._restart_requested and self.engine.version > self._given_up_version:
                     self._need_restart = True  # the patch was edited since: the cause may be gone, try once more
                     self._retry_after_edit = True
@@ -567,16 +574,14 @@ class Runtime:
     def _feed_once(self) -> None:
         sock = self._sock
         assert sock is not None
-        snaps: list[Snapshot] = []
+        # The versions are read before the inbox: every class they use was registered,
+        # and so queued as "types", before they were published.
+        sent = self._sent
+        snaps = None if sent is None else self.engine.history_since(sent.version)
         inbox = self._inbox
         while inbox:
             item = inbox.popleft()
             kind = item[0]
-            if kind == "snap":
-                snaps.append(item[1])
-                continue
-            self._send_snaps(sock, snaps)
-            snaps = []
             if kind == "reset":
                 self._send_reset(sock)
             elif kind == "types":
@@ -603,9 +608,17 @@ class Runtime:
         send_frame(sock, ("reset", snap.version, snap.doc.to_json(), extra))
         self._sent = snap
 
-    def _send_snaps(self, sock: socket.socket, snaps: list[Snapshot]) -> None:
+    def _send_snaps(self, sock: socket.socket, snaps: list[Snapshot] | None) -> None:
+        """The versions after the child's as one patch; `None` (the history ring lost the child's version): every top-level part, unquantized."""
         sent = self._sent
         if sent is None:
+            return
+        if snaps is None:
+            newest = self.engine.snapshot
+            if newest.version > sent.version:
+                whole: dict[Path, tuple[int, str | None]] = {("clock",): (0, None), ("modules",): (0, None), ("connections",): (0, None)}
+                send_frame(sock, ("patch", newest.version, [(op, None) for op in render_ops(sent.doc, newest.doc, whole)]))
+                self._sent = newest
             return
         snaps = [s for s in snaps if s.version > sent.version and s.change is not None]
         if not snaps:
@@ -817,3 +830,7 @@ def _quantize_of(pointer: str, latest: dict[Path, tuple[int, str | None]]) -> st
         if path[:n] == segs[:n] and i > best:
             best, quantize = i, q
     return quantize
+
+
+def _nothing() -> None:
+    """The signal's callback: the feeder reads the history itself once woken."""
