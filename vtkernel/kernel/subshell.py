@@ -278,7 +278,7 @@ def screen_message(kernel: Any, msg: list[Any]) -> tuple[str, str, bytes] | None
     else:
         why = next((p for p in map(json_problem, parts) if p is not None), "")
         if not why:
-            why = _shape_problem(parts, msg_type in _COMM_TYPES)
+            why = _shape_problem(session.unpack, parts, msg_type in _COMM_TYPES)
     if not why:
         return None
     if session.auth is not None and not hmac.compare_digest(session.sign(parts), _bytes(frames[0])):
@@ -287,17 +287,18 @@ def screen_message(kernel: Any, msg: list[Any]) -> tuple[str, str, bytes] | None
     return (msg_type or b"?").decode("ascii", "replace"), why, content
 
 
-def _shape_problem(parts: list[bytes], comm: bool) -> str:
+def _shape_problem(unpack: Callable[[bytes], Any], parts: list[bytes], comm: bool) -> str:
     """Why a bounded message would still make ipykernel log a traceback ("" if none).
 
     ipykernel unpacks every frame, and for comm messages indexes
     `content["comm_id"]` on two threads; a frame that is not JSON, or comm
     content without a comm id, would raise there. Parsing these frames once
-    more costs microseconds (milliseconds for a 1 MiB cell).
+    more with the session's own unpacker (orjson when installed) costs a few
+    microseconds (milliseconds for a 1 MiB cell).
     """
     try:
-        header, parent, metadata, content = (json.loads(p) for p in parts)
-    except ValueError as exc:
+        header, parent, metadata, content = (unpack(p) for p in parts)
+    except (ValueError, TypeError, RecursionError) as exc:
         return f"a frame is not valid JSON ({type(exc).__name__})"
     if not all(isinstance(x, dict) for x in (header, parent, metadata, content)):
         return "header, parent, metadata and content must be JSON objects"
