@@ -96,7 +96,7 @@ def main() -> None:
     print("|---|---|---|---|")
     print(f"| one script per delta per showing panel (old rule, same run) | {deltas} | {old_cpu / wall * 1000:.0f} ms | {old_bytes / wall / 1024:.0f} KiB |")
     print(
-        f"| shared: made at most 4 times a second for the newest version, sent once each panel holds it | {hub.stats['scripts_made']} | {spent[0] / wall * 1000:.0f} ms "
+        f"| shared: made at most 4 times a second for the newest version, sent once each panel holds it, 400 kB/s in all | {hub.stats['scripts_made']} | {spent[0] / wall * 1000:.0f} ms "
         f"| {sent_bytes / wall / 1024:.0f} KiB |"
     )
     print(f"| ratio | {deltas / max(1, hub.stats['scripts_made']):.0f}x fewer | {old_cpu / max(spent[0], 1e-9):.0f}x less | {old_bytes / max(sent_bytes, 1):.0f}x less |")

@@ -79,6 +79,9 @@ BUDGET_BURST = 50.0
 TELEMETRY_RATE = 30.0
 HAPS_INTERVAL = 0.2  # s: a client gets a watched module's fresh haps at most 5 times a second
 SCRIPT_INTERVAL = 0.25  # scripts are made at most 4 times per second in all, each shared by every showing client
+# Script text sent per second to all clients together (a bucket of as much): jupyter_server drops
+# iopub data beyond 1 MB/s by default, and a 2,000-module script is about 120 KiB.
+SCRIPT_BYTES_RATE = 400_000.0
 
 log = logging.getLogger("vtkernel.hub")
 
@@ -157,6 +160,8 @@ class Hub:
         self._telemetry_turn = itertools.count()
         self._script: tuple[int, str] | None = None  # (version, canonical script): one per version, shared
         self._script_next = 0.0  # monotonic time before which no new shared script is made
+        self._script_bytes = SCRIPT_BYTES_RATE  # token bucket of script characters (SCRIPT_BYTES_RATE)
+        self._script_bytes_at = time.monotonic()
         self.stats = {"sent": 0, "deltas": 0, "acks": 0, "errors": 0, "snapshots": 0, "send_errors": 0, "scripts_made": 0}
         engine.add_signal(self._signal)
 
@@ -377,7 +382,7 @@ class Hub:
         if needs_delta:
             waits.append((1.0 - client.delta_tokens) * self.min_interval)
         if client.script_due:
-            waits.append(self._script_next - now)
+            waits.append(max(self._script_next - now, -self._script_bytes / SCRIPT_BYTES_RATE))
         wait = max(self._budget_wait(), min(waits))
         client.timer = self.loop.call_later(max(wait, 0.001), self._timer_fired, client)
 
@@ -449,7 +454,12 @@ class Hub:
         if cached is None or cached[0] > held or not self._has_token():
             return  # the client's delta comes first; or no budget now
         if cached[0] > client.script_sent:
+            self._script_bytes = min(SCRIPT_BYTES_RATE, self._script_bytes + (now - self._script_bytes_at) * SCRIPT_BYTES_RATE)
+            self._script_bytes_at = now
+            if self._script_bytes < 0:
+                return  # the script byte budget is spent: a later flush sends the newest
             self._send(client, {"type": "script", "version": cached[0], "text": cached[1]})
+            self._script_bytes -= len(cached[1])
             client.script_sent = cached[0]
         client.script_due = cached[0] < held
 
