@@ -10,7 +10,8 @@ engine, and it never waits for a reader.
 Thread ownership
 - `Engine.run` (the engine thread) owns `_edit`, `_history`, `_applied_seq`.
 - Any thread may call `submit`, `snapshot`, `wait_applied`, `history_since`,
-  `at`, `stats`, `add_signal`.
+  `at`, `stats`, `add_signal`, `remove_signal`. A `Signal` is the only way
+  to hear of a publish; the engine thread never runs a subscriber's code.
 - `submit` takes a sequence number and enqueues under one small lock
   (`_submit_lock`), so items enter the queue in sequence order and the
   applied mark (`_applied_seq`, the seq of the last applied item) only moves

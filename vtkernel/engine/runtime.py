@@ -37,12 +37,17 @@ child does itself):
   healthy running. Past the limit it waits for `restart()` (`%vt restart`)
   or an edit of the patch.
 
-Threads: `start`/`stop` are called by one controlling thread (the kernel's
-main thread). `vt-runtime-feed` owns the child process, the socket's write
-side and the copy of what the child has; `vt-runtime-read` owns its read
-side; `vt-runtime-watch` only reads the status page and may kill the child.
-`telemetry`, `stats`, `recorded`, `reports`, `wait_synced`, `wait_ready`
-and `restart` may be called from any thread.
+Threads: `start` may be called again while started (it then only waits
+for the child): the kernel calls `start(wait=False)` on its main thread,
+then `start()` on a `vt-runtime-start` thread to report a failure; `stop`
+is called once, by the kernel's main thread at shutdown. The engine thread
+only calls the signal's `schedule` (`_on_publish`). `vt-runtime-feed` owns
+the child process, the socket's write side and the copy of what the child
+has; `vt-runtime-read` owns its read side; `vt-runtime-watch` only reads
+the status page and may kill the child.
+`telemetry`, `stats`, `recorded`, `reports`, `wait_synced`, `wait_ready`,
+`set_lookahead`, `configure` and `restart` may be called from any thread
+(the kernel calls them from cells, the hub and its `vt-verbs` worker).
 """
 
 from __future__ import annotations

@@ -190,9 +190,11 @@ class LiveFiles:
     `report(text, is_error, path)` shows a save's result in the notebook
     (called on the main thread).
 
-    Thread ownership: the kernel's main thread calls every public method;
-    the observer and settler threads only reach `_Handler`, `_on_settled`
-    and the copy-on-write `_paths` mapping.
+    Thread ownership: the kernel's main thread calls every public method
+    but `stats`, which any thread may call (`%vt stats` runs on the kernel's
+    `vt-verbs` worker: it copies the latencies in one C call); the observer
+    and settler threads only reach `_Handler`, `_on_settled` and the
+    copy-on-write `_paths` mapping.
     """
 
     def __init__(
