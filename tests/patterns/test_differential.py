@@ -176,23 +176,28 @@ def _op() -> st.SearchStrategy[str]:
     )
 
 
+Atoms = tuple[tuple[str, ...], tuple[str, ...]]  # (words, numbers)
+ATOMS: Atoms = (tuple(WORDS), tuple(NUMBERS))
+
+
 @st.composite
-def _element(draw: st.DrawFn, depth: int) -> str:
+def _element(draw: st.DrawFn, depth: int, atoms: Atoms = ATOMS) -> str:
+    words, numbers = atoms
     if depth <= 0 or draw(st.integers(0, 3)) > 0:
-        if draw(st.booleans()):
-            core_text = draw(st.sampled_from(WORDS))
+        if words and draw(st.booleans()):
+            core_text = draw(st.sampled_from(words))
         else:
-            core_text = draw(st.sampled_from(NUMBERS))
+            core_text = draw(st.sampled_from(numbers))
             if draw(st.integers(0, 5)) == 0:
                 core_text += " .. " + draw(st.sampled_from(["3", "0", "<2 4>", "5"]))
     else:
         kind = draw(st.integers(0, 2))
         if kind == 0:
-            core_text = "[" + draw(_stack_or_choose(depth - 1)) + "]"
+            core_text = "[" + draw(_stack_or_choose(depth - 1, atoms)) + "]"
         elif kind == 1:
-            core_text = "<" + draw(_poly_stack(depth - 1)) + ">"
+            core_text = "<" + draw(_poly_stack(depth - 1, atoms)) + ">"
         else:
-            core_text = "{" + draw(_poly_stack(depth - 1)) + "}"
+            core_text = "{" + draw(_poly_stack(depth - 1, atoms)) + "}"
             if draw(st.booleans()):
                 core_text += "%" + draw(st.sampled_from(STEPS_PER_CYCLE))
     ops = draw(st.lists(_op(), max_size=2 if depth > 0 else 1))
@@ -203,8 +208,8 @@ _SPACE = st.sampled_from([" ", " ", " ", " ", "  ", "\n", "\t", " \u00a0"])
 
 
 @st.composite
-def _sequence(draw: st.DrawFn, depth: int) -> str:
-    items = draw(st.lists(_element(depth), min_size=1, max_size=3))
+def _sequence(draw: st.DrawFn, depth: int, atoms: Atoms = ATOMS) -> str:
+    items = draw(st.lists(_element(depth, atoms), min_size=1, max_size=3))
     out = items[0]
     for item in items[1:]:
         # krill needs no space between a bracket and the next step: "[a][b]", "a[b]"
@@ -214,21 +219,26 @@ def _sequence(draw: st.DrawFn, depth: int) -> str:
 
 
 @st.composite
-def _stack_or_choose(draw: st.DrawFn, depth: int) -> str:
-    head = draw(_sequence(depth))
+def _stack_or_choose(draw: st.DrawFn, depth: int, atoms: Atoms = ATOMS) -> str:
+    head = draw(_sequence(depth, atoms))
     kind = draw(st.sampled_from(["", "", ", ", " | ", " . ", ",", "|", " ,\n", "\n. "]))
     if not kind:
         return head
-    rest = draw(st.lists(_sequence(depth), min_size=1, max_size=2))
+    rest = draw(st.lists(_sequence(depth, atoms), min_size=1, max_size=2))
     return kind.join([head, *rest])
 
 
 @st.composite
-def _poly_stack(draw: st.DrawFn, depth: int) -> str:
-    return ", ".join(draw(st.lists(_sequence(depth), min_size=1, max_size=3)))
+def _poly_stack(draw: st.DrawFn, depth: int, atoms: Atoms = ATOMS) -> str:
+    return ", ".join(draw(st.lists(_sequence(depth, atoms), min_size=1, max_size=3)))
 
 
 mini_texts = _stack_or_choose(2)
+# Generated arguments for methods: booleans for struct/mask, numbers for factors and times.
+bool_texts = _stack_or_choose(1, (("t", "f", "~", "true", "false"), ("1", "0")))
+# (no word tails: Strudel reads a factor [1, "a"] as a NaN fraction and plays nothing, where
+# vtkernel's strict query raises; the user hears silence from both)
+factor_texts = _stack_or_choose(1, ((), ("1", "2", "3", "0.5", "1.5", "4", "0.25"))).filter(lambda t: ":a" not in t)
 
 # Character soup from mini-notation's own alphabet: mostly refused, sometimes oddly accepted.
 soup = st.text(alphabet="ab 12~-_.@!?*/:<>[]{}(),|%^'\"", min_size=0, max_size=14)
@@ -290,7 +300,7 @@ CORPUS = [
     "a' // comment", "a b . ~", "<a b>!2 <c d>", "{<a b> c, d}", "{a b c}%[2 4]", "[a,b c]*<1 2>",
     "hh*<4 8 [16 32]>?", "[bd sd]*<1 2>?0.4", "0*2_2", "a/1_0", "<a@0>", "{a@0 b@0}", "a@0", "[a@0 b@0] c", "{a@0 b}",
     "1e400 Infinity -Infinity NaN", "0b101 0o17 0X1F -0x10", "-0 00012 1. -.5 0x 1e 1_000", "bd café 音 Ⅻ ß",
-    "a(3,8,1e1)", "a:1e3", "0 .. 2.5", "-2 .. -5", "a?1 b?-1", "a@1e-3 b",
+    "a(3,8,1e1)", "a:1e3", "0 .. 2.5", "-2 .. -5", "a?1 b?-1", "a@1e-3 b", "a*3:2", "a*[3:2]", "a/[3:2] b", "a(3,8,[1:1])", "a*[1:0]", "a*[1.5:2] b",
 ]  # fmt: skip
 
 
@@ -333,25 +343,29 @@ def _nums(*xs: float | int) -> st.SearchStrategy[Arg]:
     return st.sampled_from([(_num(x), x) for x in xs])
 
 
+def _gen(text: str) -> Arg:
+    return (json.dumps(text), text)
+
+
 _funcs = st.sampled_from(FUNCS).map(lambda f: (f[0], f[1]))
 
 METHODS: dict[str, list[st.SearchStrategy[Arg]]] = {
-    "fast": [st.one_of(_nums(2, 3, 1.5, 0.5), _strs("<1 2>", "2 3", "<1 [2 3]>"))],
-    "slow": [st.one_of(_nums(2, 1.5, 0.75), _strs("<1 2>", "[1 2]"))],
+    "fast": [st.one_of(_nums(2, 3, 1.5, 0.5), _strs("<1 2>", "2 3", "<1 [2 3]>"), factor_texts.map(_gen))],
+    "slow": [st.one_of(_nums(2, 1.5, 0.75), _strs("<1 2>", "[1 2]"), factor_texts.map(_gen))],
     "early": [st.one_of(_nums(0.25, 1 / 3, 1, 0.1), _strs("<0 0.25>"))],
-    "late": [st.one_of(_nums(0.25, 0.5, 1.125), _strs("<0 0.25>", "0 0.5"))],
+    "late": [st.one_of(_nums(0.25, 0.5, 1.125), _strs("<0 0.25>", "0 0.5"), factor_texts.map(_gen))],
     "rev": [],
     "palindrome": [],
     "degradeBy": [st.one_of(_nums(0.3, 0.5, 0.9), _strs("<0.2 0.8>"))],
-    "ply": [st.one_of(_nums(2, 3), _strs("<1 2 3>", "2 1"))],
+    "ply": [st.one_of(_nums(2, 3), _strs("<1 2 3>", "2 1"), factor_texts.map(_gen))],
     "iter": [st.one_of(_nums(4, 3), _strs("<2 4>"))],
     "iterBack": [_nums(4, 3)],
     "linger": [st.one_of(_nums(0.25, 0.5, -0.25), _strs("<0.25 0.5>"))],
     "segment": [st.one_of(_nums(4, 3, 1), _strs("<2 4>"))],
     "euclid": [_nums(3, 5), _nums(8, 7)],
     "euclidRot": [_nums(3, 5), _nums(8, 16), _nums(0, 2, 3)],
-    "struct": [_strs("t ~ t t", "t(3,8)", "t [t ~] <t ~> t", "1 0 1 1")],
-    "mask": [_strs("1 0 1 1", "<1 [0 1]>", "t f t t", "1 ~ 1")],
+    "struct": [st.one_of(_strs("t ~ t t", "t(3,8)", "t [t ~] <t ~> t", "1 0 1 1"), bool_texts.map(_gen))],
+    "mask": [st.one_of(_strs("1 0 1 1", "<1 [0 1]>", "t f t t", "1 ~ 1"), bool_texts.map(_gen))],
     "every": [st.one_of(_nums(2, 3), _strs("<2 3>")), _funcs],
     "firstOf": [_nums(2, 3), _funcs],
     "lastOf": [_nums(2, 3), _funcs],
@@ -388,12 +402,13 @@ SIGNAL_BASES: list[tuple[str, Callable[[], core.Pattern]]] = [
 
 TEXT_BASES = ["a b [c d]", "0 1 2 3", "<a b> [c d e]", "bd*2 [~ sd] hh?", "[0 2] <4 [5 7]>", "bd:3 sd:<1 2>"]
 
+SCALES = _strs("C:minor", "D:dorian", "<C:major A:minor>", "E:pentatonic", "C2:minor:pentatonic")
+
 CONTROL_METHODS: dict[str, list[st.SearchStrategy[Arg]]] = {
     "n": [_strs("<0 3>", "0 1 2", "[0|1|2]")],
     "gain": [st.one_of(_nums(0.5, 1), _strs("0.5 1", "<0.8 1>"))],
     "pan": [_strs("0 1", "<0 0.5 1>")],
     "s": [_strs("bd", "<bd sd>", "hh*2")],
-    "scale": [_strs("C:minor", "D:dorian", "<C:major A:minor>", "E:pentatonic")],
     "add": [st.one_of(_nums(7, 12, 0.5), _strs("<0 12>", "0 3"))],
     "sub": [st.one_of(_nums(1, 0.5), _strs("<0 1>"))],
     "mul": [st.one_of(_nums(2, 0.5), _strs("1 2"))],
@@ -411,6 +426,12 @@ def chains(draw: st.DrawFn) -> tuple[str, Callable[[], core.Pattern]]:
         text = draw(mini_texts) if draw(st.booleans()) else draw(st.sampled_from(TEXT_BASES))
         js, base = _text_base(fname)(text)
     steps: list[tuple[str, list[Arg]]] = []
+    if draw(st.integers(0, 2)) == 0:
+        # `scale` only first: Strudel's scale deletes `n` from the value object it is given, and
+        # `ply` shares one object between its copies, so after `ply` Strudel loses notes (its bug).
+        arg = draw(SCALES)
+        steps.append(("scale", [arg]))
+        js += f".scale({arg[0]})"
     names = sorted(METHODS) + sorted(CONTROL_METHODS)
     for name in draw(st.lists(st.sampled_from(names), min_size=1, max_size=3)):
         args = [draw(a) for a in (METHODS[name] if name in METHODS else CONTROL_METHODS[name])]
@@ -440,6 +461,7 @@ CHAIN_CORPUS: list[tuple[str, Callable[[], core.Pattern]]] = [
     ('mini("a b c d").iter(4)', lambda: mini("a b c d").iter(4)),
     ('mini("a [b c]").fast("<1 2>").rev()', lambda: mini("a [b c]").fast("<1 2>").rev()),
     ("sine.segment(4).late(0.5)", lambda: signals.sine.segment(4).late(0.5)),  # Math.sin's last bit
+    ('mini("a b").slow("[1 .. 3]:2").late("1:4")', lambda: mini("a b").slow("[1 .. 3]:2").late("1:4")),  # [n, d]
     ('n("0 2 4").scale("C:minor").s("piano")', lambda: controls.n("0 2 4").scale("C:minor").s("piano")),
 ]
 

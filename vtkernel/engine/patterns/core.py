@@ -254,7 +254,42 @@ def frac(x: Any) -> Fraction:
             return Fraction(x.strip())
         except (ValueError, ZeroDivisionError):
             raise PatternError(f"cannot read {x!r} as a number") from None
+    if isinstance(x, list | tuple) and x and all(type(v) in (int, float) for v in x[:2]):
+        # fraction.js reads an array as [numerator, denominator]: mini `a*[3:2]` is a*1.5
+        return _frac_pair(x[0], x[1] if len(x) > 1 else 1)
     raise PatternError(f"expected a number, got {x!r}")
+
+
+def _js_gcd(a: float, b: float) -> float:
+    """fraction.js's gcd on doubles (Euclid with `%`)."""
+    if not a:
+        return b
+    if not b:
+        return a
+    while True:
+        a = math.fmod(a, b)
+        if not a:
+            return b
+        b = math.fmod(b, a)
+        if not b:
+            return a
+
+
+def _frac_pair(n: float, d: float) -> Fraction:
+    """fraction.js's `Fraction([n, d])`: both reduced by its float gcd; whole results only."""
+    if d == 0:
+        raise PatternError(f"[{n}, {d}] divides by zero")
+    if type(n) is int and type(d) is int:
+        return Fraction(n, d)
+    sign = -1 if n * d < 0 else 1
+    a, b = abs(d), abs(n)
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise PatternError(f"[{n}, {d}] is not a finite fraction")
+    g = _js_gcd(a, b)
+    num, den = abs(n) / g, abs(d) / g
+    if not (num.is_integer() and den.is_integer()):
+        raise PatternError(f"[{n}, {d}] is not a fraction Strudel can read exactly")
+    return Fraction(sign * int(num), int(den))
 
 
 def js_number(x: Any) -> float | int:
