@@ -160,15 +160,8 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
         loop.call_soon_threadsafe(make_hub)
         self.hub = ready.result(10)
         self.comm_manager.register_target(COMM_TARGET, self._open_client)
-        # Off the start-up path: spawning the scheduler takes ~0.3 s; it catches up with
-        # everything published meanwhile when it starts (a full reset, then deltas).
-        threading.Thread(target=self._start_runtime, name="vt-runtime-start", daemon=True).start()
-
-    def _start_runtime(self) -> None:
-        try:
-            self.runtime.start()
-        except Exception as exc:
-            self._runtime_report(f"the scheduler did not start: {exc}")
+        # The scheduler process was started in __init__ (off the start-up path, on the runtime's
+        # own thread); if it cannot start, the runtime reports it once, with what to do.
 
     def _refuse_comm_msg(self, comm_id: str | None, msg_id: Any, why: str) -> None:
         """Shell-channel thread: a comm message refused unread gets `bad_message` on its comm."""
