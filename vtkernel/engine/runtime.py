@@ -38,9 +38,8 @@ child does itself):
   or an edit of the patch.
 
 Threads: `start` may be called again while started (it then only waits
-for the child): the kernel calls `start(wait=False)` on its main thread,
-then `start()` on a `vt-runtime-start` thread to report a failure; `stop`
-is called once, by the kernel's main thread at shutdown. The engine thread
+for the child): the kernel calls `start(wait=False)` on its main thread (a
+failed start is reported by the feeder, once); `stop` is called once, by the kernel's main thread at shutdown. The engine thread
 only calls the signal's `schedule` (`_on_publish`). `vt-runtime-feed` owns
 the child process, the socket's write side and the copy of what the child
 has; `vt-runtime-read` owns its read side; `vt-runtime-watch` only reads
