@@ -214,15 +214,20 @@ def _record(tree_of: Callable[..., tuple[Any, str | None]], func: Callable[..., 
     return recorded
 
 
+def _node(key: str, name: str, args: tuple[Any, ...]) -> tuple[Any, str | None]:
+    """`{key: name, "args": [each arg's tree]}`, or why one arg has no tree."""
+    encoded = []
+    for x in args:
+        t, why = _encode(x)
+        if why is not None:
+            return None, f"{name}: {why}"
+        encoded.append(t)
+    return {key: name, "args": encoded}, None
+
+
 def _method_tree(name: str) -> Callable[..., tuple[Any, str | None]]:
     def tree_of(this: Pattern, *args: Any) -> tuple[Any, str | None]:
-        encoded = []
-        for x in (this, *args):
-            t, why = _encode(x)
-            if why is not None:
-                return None, f"{name}: {why}"
-            encoded.append(t)
-        return {"op": name, "args": encoded}, None
+        return _node("op", name, (this, *args))
 
     return tree_of
 
@@ -235,13 +240,7 @@ def _op_tree(this: Pattern, what: str, how: str, *args: Any) -> tuple[Any, str |
 
 def _call_tree(name: str) -> Callable[..., tuple[Any, str | None]]:
     def tree_of(*args: Any) -> tuple[Any, str | None]:
-        encoded = []
-        for x in args:
-            t, why = _encode(x)
-            if why is not None:
-                return None, f"{name}: {why}"
-            encoded.append(t)
-        return {"call": name, "args": encoded}, None
+        return _node("call", name, args)
 
     return tree_of
 
