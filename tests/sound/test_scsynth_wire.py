@@ -208,3 +208,15 @@ def test_the_synthdefs_go_out_when_the_module_appears_before_any_event(rx: OscRe
     finally:
         runtime.stop()
         engine.stop()
+
+
+def test_a_sound_name_with_no_shipped_synthdef_is_said_once_not_left_to_scsynths_log(rx: OscReceiver) -> None:
+    """`bd*2 [~ sd] <cp hh>` on a bare scsynth: sd and cp have no SynthDef, and scsynth only logs that itself."""
+    out = SchedulerOutputs(WallClock.now())
+    s = sink("drums")
+    p = {**PARAMS, "port": rx.port}
+    for name in ("bd", "sd", "sd", "cp", "hh"):
+        s.emit(p, event(out, {"s": name}), out)
+    lines = [line for line in out.reports if "not a shipped SynthDef" in line]
+    assert len(lines) == 2 and "'sd'" in lines[0] and "'cp'" in lines[1], out.reports
+    assert "kick" in lines[0] and "\n" not in lines[0]

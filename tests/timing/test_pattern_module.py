@@ -249,3 +249,23 @@ def test_a_control_pattern_built_in_python_is_stored_as_json_and_plays_mappings(
         (5.0, {"s": "bd", "n": 3}, 1.0),
         (7.0, {"s": "sd", "n": 3}, 1.0),
     ]
+
+
+def test_strudel_code_typed_as_mini_notation_says_where_such_patterns_are_built() -> None:
+    """`%vt add d3 pattern pattern=s("bd*2")`: the parse error alone did not say what went wrong."""
+    from vtkernel.engine.schema import default_registry
+    from vtkernel.protocol import VTError
+
+    spec = default_registry().get("pattern").params["pattern"]
+    with pytest.raises(VTError) as info:
+        spec.validate("d3", "pattern", 's("bd*2")')
+    assert info.value.code == "invalid_value" and "\n" not in info.value.message
+    assert "build s(...), n(...) patterns in a cell" in info.value.message
+
+
+def test_a_parse_error_in_a_cell_shows_as_one_line_not_a_traceback() -> None:
+    from vtkernel.engine.patterns.mini import MiniError, mini
+
+    with pytest.raises(MiniError) as info:
+        mini("bd <sd")
+    assert info.value._render_traceback_() == [f"MiniError: {info.value}"]  # IPython shows this, not 20 lines

@@ -9,6 +9,7 @@ without an import cycle.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
@@ -179,7 +180,13 @@ def _validate_pattern(where: str, value: Any) -> Any:
         return importlib.import_module("vtkernel.engine.patterns.tree").validate_json(value)
     except ValueError as exc:
         line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(value, str) and _CALL.match(value):
+            # `s("bd*2")` typed where mini-notation text goes (the command language, a string param)
+            line += "; here a pattern is mini-notation text (bd*2 [~ sd]); build s(...), n(...) patterns in a cell"
         raise VTError("invalid_value", f"{where}: {line}") from None
+
+
+_CALL = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_.]*\s*\(")
 
 
 def _num(v: float) -> str:

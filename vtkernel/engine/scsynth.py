@@ -323,6 +323,14 @@ class ScsynthOut(ModuleType):
         fields = event_fields(event.value)
         name = fields.get("s")
         synth = ALIASES.get(name, name) if isinstance(name, str) and name else p["synth"]
+        if synth not in SYNTHDEFS:
+            # scsynth only prints "SynthDef sd not found" to its own log: say it here, once per edit.
+            out.report(
+                self.name,
+                f"no-def:{synth}",
+                f"{self.name}: {synth!r} is not a shipped SynthDef ({', '.join(n for n in SYNTHDEF_NAMES if n != 'vt_record')}; "
+                f"bd and hh are kick and hat); it sounds only if you loaded a SynthDef named {synth!r} yourself",
+            )
         node = next(_NODES)
         args: list[Any] = [synth, node, ADD_ACTIONS[p["add_action"]], group]
         freq = _number(fields.get("freq"))

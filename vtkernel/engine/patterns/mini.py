@@ -46,6 +46,10 @@ RAND_OFFSET = 0.0003
 class MiniError(ValueError):
     """A mini-notation text that cannot be parsed; str() is one line naming the column."""
 
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of a traceback: a user's typo is one line, not 20 (SPEC §9).
+        return [f"MiniError: {self}"]
+
 
 # ---------------------------------------------------------------------------------------------
 # AST (the krill stubs, typed)
