@@ -3,17 +3,20 @@
 Messages are tuples whose first item names them.
 
 Parent -> scheduler:
-    ("config", {"lookahead": s, "telemetry_hz": n})
+    ("config", {"lookahead": s, "telemetry_hz": n, "budget": s, "midi_spin": s})   any subset
     ("types", [class_payload, ...])        register or hot-swap module classes
-    ("reset", version, document_json)       the whole patch (start, resync)
+    ("reset", version, document_json, {"resume": transport | None, "muted": {module: why}})
+                                            the whole patch (start, resync, restart); `resume`
+                                            continues a previous process's transport
     ("patch", version, [(op, quantize), ...])  JSON Patch ops since the last version sent
     ("quit",)
 
 Scheduler -> parent:
-    ("ready", pid)
+    ("ready", pid, wall_offset)             wall_offset: its monotonic-to-wall-clock offset
     ("synced", version)                     the patch of `version` is in the scheduler
     ("telemetry", dict, {recorder: [(wall, beat, value), ...]})
     ("report", message)                     a problem, once, in one line
+    ("bye", transport | None)               answering "quit": where its transport got to
 
 Both ends trust each other (the parent started the child), so pickle is fine.
 `FrameReader` is for a non-blocking socket (the scheduler never blocks on
