@@ -76,3 +76,38 @@ def test_this_run_uses_what_the_environment_asks_for() -> None:
     assert platform.PORTABLE is wanted
     if wanted:
         assert not platform.USE_EVENTFD and not platform.USE_FLOCK and not platform.USE_PROC
+
+
+@pytest.mark.parametrize("inherit", [True, False], ids=["inherited-fds", "loopback-handoff"])
+def test_the_scheduler_child_starts_both_ways_and_plays(monkeypatch: pytest.MonkeyPatch, inherit: bool) -> None:
+    """Windows cannot pass descriptors to a child: there the child connects back over loopback with a token."""
+    import psutil
+
+    from vtkernel.engine import Engine
+    from vtkernel.engine import runtime as runtime_module
+    from vtkernel.engine.runtime import Runtime
+    from vtkernel.protocol import AddModule, Play
+    from vtkernel.testing.osc import OscReceiver
+
+    if inherit and platform.WINDOWS:
+        pytest.skip("no inherited descriptors on Windows")
+    monkeypatch.setattr(runtime_module, "USE_INHERITED_FDS", inherit)
+    engine = Engine().start()
+    rx = OscReceiver().start()
+    runtime = Runtime(engine, lookahead=0.05).start()
+    try:
+        argv = psutil.Process(runtime.pid).cmdline()
+        assert any(a.startswith("tcp:127.0.0.1:") for a in argv) is (not inherit), argv
+        assert "VTKERNEL_SCHEDULER_TOKEN" not in " ".join(argv)  # never on the command line
+        engine.call(AddModule(name="s", type="seq", params={"steps": [60]}))
+        engine.call(AddModule(name="o", type="osc_out", params={"port": rx.port}))
+        from vtkernel.protocol import Connect
+
+        engine.call(Connect(src="s.out", dst="o.in"))
+        engine.call(Play())
+        got = rx.wait_for(4, timeout=10)
+        assert len(got) >= 4 and all(m.ahead is not None and m.ahead > 0 for m in got[:4])
+    finally:
+        runtime.stop()
+        rx.stop()
+        engine.stop()

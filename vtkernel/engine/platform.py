@@ -35,6 +35,10 @@ MACOS = sys.platform == "darwin"
 USE_EVENTFD = LINUX and hasattr(os, "eventfd") and not PORTABLE
 USE_FLOCK = not WINDOWS and not PORTABLE
 USE_PROC = LINUX and os.path.isdir("/proc") and not PORTABLE
+# The scheduler child gets its socket and status page as inherited descriptors (`pass_fds`,
+# POSIX only); elsewhere it connects back over loopback with a one-time token and maps the
+# page by its file name (`vtkernel.engine.runtime`).
+USE_INHERITED_FDS = not WINDOWS and not PORTABLE
 
 
 def describe() -> dict[str, str]:
@@ -45,6 +49,7 @@ def describe() -> dict[str, str]:
         "waker": "eventfd" if USE_EVENTFD else "socketpair",
         "lock": lock,
         "liveness": "/proc" if USE_PROC else "psutil",
+        "scheduler_handoff": "inherited descriptors" if USE_INHERITED_FDS else "loopback connection + named page",
         "forced_portable": "yes" if PORTABLE else "no",
     }
 
@@ -117,6 +122,7 @@ __all__ = [
     "PORTABLE_ENV",
     "USE_EVENTFD",
     "USE_FLOCK",
+    "USE_INHERITED_FDS",
     "USE_PROC",
     "WINDOWS",
     "SelfPipe",

@@ -51,7 +51,9 @@ the status page and may kill the child.
 
 from __future__ import annotations
 
+import hmac
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -65,10 +67,11 @@ from typing import IO, Any
 from vtkernel.engine.delta import render_ops
 from vtkernel.engine.document import Path, Snapshot
 from vtkernel.engine.engine import Engine, Signal
+from vtkernel.engine.platform import USE_INHERITED_FDS, WINDOWS
 from vtkernel.engine.queue import Waker
 from vtkernel.engine.schema import ModuleType
 from vtkernel.engine.timing.clock import WallClock
-from vtkernel.engine.timing.guard import DEFAULT_BUDGET, DEFAULT_MEMORY_MB, StatusPage
+from vtkernel.engine.timing.guard import DEFAULT_BUDGET, DEFAULT_MEMORY_MB, PAGE_SIZE, StatusPage
 from vtkernel.engine.timing.render import decode_pointer
 from vtkernel.engine.timing.scheduler import DEFAULT_LOOKAHEAD, TELEMETRY_HZ, Scheduler
 from vtkernel.engine.timing.shipping import ShippingError, ship_class
@@ -373,6 +376,8 @@ class Runtime:
 
     def _spawn(self) -> _Started:
         """Feeder thread: start a scheduler process (it says hello on its socket when it is ready)."""
+        if not USE_INHERITED_FDS:
+            return self._spawn_portable()
         parent, child = socket.socketpair()
         page_fd = StatusPage.new_fd()
         stderr = tempfile.TemporaryFile()
@@ -385,13 +390,7 @@ class Runtime:
                     "-m",
                     "vtkernel.engine.timing.scheduler",
                     str(child.fileno()),
-                    repr(self.lookahead),
-                    f"page={page_fd}",
-                    f"wall={self._wall.offset!r}",
-                    f"parent={os.getpid()}",
-                    f"priority={1 if self.priority else 0}",
-                    f"memory_mb={self.memory_mb}",
-                    f"budget={self.budget!r}",
+                    *self._child_args(f"page={page_fd}"),
                 ],
                 pass_fds=(child.fileno(), page_fd),
                 close_fds=True,  # the kernel's own fds (session lock, zmq) stay in the kernel
@@ -409,6 +408,81 @@ class Runtime:
         finally:
             child.close()
         return _Started(proc, parent, page_fd, stderr)
+
+    def _child_args(self, page: str) -> list[str]:
+        return [
+            repr(self.lookahead),
+            page,
+            f"wall={self._wall.offset!r}",
+            f"parent={os.getpid()}",
+            f"priority={1 if self.priority else 0}",
+            f"memory_mb={self.memory_mb}",
+            f"budget={self.budget!r}",
+        ]
+
+    def _spawn_portable(self) -> _Started:
+        """Where descriptors cannot be inherited (Windows; VTKERNEL_PORTABLE=1): the child connects back.
+
+        The parent listens on loopback; the child, told the port on its command
+        line and a one-time token in its environment (never on the command
+        line, which other users can read), connects and sends the token first;
+        anything else that connects is refused. The status page is a named
+        temporary file both processes map; its name is removed once the child
+        has it open (POSIX; Windows removes it when the last handle closes).
+        """
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        token = secrets.token_hex(16)
+        page_fd, page_path = tempfile.mkstemp(prefix="vt-scheduler-", suffix=".page")
+        os.ftruncate(page_fd, PAGE_SIZE)
+        stderr = tempfile.TemporaryFile()
+        env = dict(os.environ, VTKERNEL_SCHEDULER_TOKEN=token)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        flags = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)  # Windows: the kernel's Ctrl+C stays there
+        proc: subprocess.Popen[bytes] | None = None
+        try:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "vtkernel.engine.timing.scheduler",
+                    f"tcp:127.0.0.1:{listener.getsockname()[1]}",
+                    *self._child_args(f"page_path={page_path}"),
+                ],
+                close_fds=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                env=env,
+                start_new_session=not WINDOWS,
+                creationflags=flags,
+            )
+            listener.settimeout(READY_TIMEOUT)
+            deadline = time.monotonic() + READY_TIMEOUT
+            while True:
+                listener.settimeout(max(0.01, deadline - time.monotonic()))
+                conn, _ = listener.accept()
+                conn.settimeout(2.0)
+                try:
+                    got = conn.recv(len(token), socket.MSG_WAITALL)
+                except OSError:
+                    got = b""
+                if hmac.compare_digest(got, token.encode()):
+                    conn.settimeout(None)
+                    break
+                conn.close()  # not our child
+        except BaseException:
+            listener.close()
+            os.close(page_fd)
+            stderr.close()
+            _unlink(page_path)
+            if proc is not None:
+                proc.kill()
+            raise
+        listener.close()
+        _unlink(page_path)
+        return _Started(proc, conn, page_fd, stderr)
 
     def _launch(self) -> None:
         """Feeder thread: start a child (or take the adopted one, or the warm spare) and wait for its hello.
@@ -821,6 +895,13 @@ class _Started:
         self.sock.close()
         os.close(self.page_fd)
         self.stderr.close()
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:  # Windows, while the child still has it open: removed with the last handle
+        pass
 
 
 def _quantize_of(pointer: str, latest: dict[Path, tuple[int, str | None]]) -> str | None:

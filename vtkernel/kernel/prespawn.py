@@ -28,20 +28,77 @@ DEFAULT_LOOKAHEAD = 0.05  # the child starts with this; the runtime sends the ke
 
 
 class Prespawned:
-    """A scheduler process started before the engine exists: its process, socket, status page and stderr."""
+    """A scheduler process started before the engine exists: its process, socket, status page and stderr.
 
-    def __init__(self, proc: subprocess.Popen[bytes], sock: socket.socket, page_fd: int, stderr: IO[bytes]) -> None:
+    With the portable hand-off (Windows; VTKERNEL_PORTABLE=1, see
+    `vtkernel.engine.runtime.Runtime._spawn_portable`) the child connects back
+    to a loopback listener; `sock` accepts it (and checks its token) the first
+    time the runtime asks, on the runtime's thread, so nothing here waits.
+    """
+
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        sock: socket.socket | None,
+        page_fd: int,
+        stderr: IO[bytes],
+        listener: tuple[socket.socket, str, str] | None = None,  # (listener, token, page path)
+    ) -> None:
         self.proc = proc
-        self.sock = sock
+        self._sock = sock
         self.page_fd = page_fd
         self.stderr = stderr
+        self._listener = listener
+
+    @property
+    def sock(self) -> socket.socket:
+        if self._sock is None:
+            assert self._listener is not None
+            listener, token, page_path = self._listener
+            self._listener = None
+            try:
+                self._sock = _accept_child(listener, token, 30.0)
+            finally:
+                listener.close()
+                try:
+                    os.unlink(page_path)
+                except OSError:
+                    pass
+        return self._sock
 
     def discard(self) -> None:
         self.proc.kill()
         self.proc.wait(5)
-        self.sock.close()
+        if self._sock is not None:
+            self._sock.close()
+        if self._listener is not None:
+            self._listener[0].close()
         os.close(self.page_fd)
         self.stderr.close()
+
+
+def _accept_child(listener: socket.socket, token: str, timeout: float) -> socket.socket:
+    """The connection of the child that sends `token` first (anything else that connects is dropped)."""
+    import hmac
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        listener.settimeout(max(0.01, deadline - time.monotonic()))
+        conn, _ = listener.accept()
+        conn.settimeout(2.0)
+        try:
+            got = conn.recv(len(token), socket.MSG_WAITALL)
+        except OSError:
+            got = b""
+        if hmac.compare_digest(got, token.encode()):
+            conn.settimeout(None)
+            return conn
+        conn.close()
+
+
+def _portable() -> bool:
+    return sys.platform == "win32" or os.environ.get("VTKERNEL_PORTABLE", "").strip().lower() not in ("", "0", "false", "no")
 
 
 _spawned: Prespawned | None = None
@@ -70,11 +127,18 @@ def child_env() -> dict[str, str]:
 def start() -> None:
     """Spawn the scheduler process now (once); never raise (the runtime spawns one itself if this failed)."""
     global _spawned
-    if _spawned is not None or os.environ.get("VTKERNEL_PRESPAWN", "1") == "0" or not hasattr(os, "memfd_create"):
+    if _spawned is not None or os.environ.get("VTKERNEL_PRESPAWN", "1") == "0":
+        return
+    if _portable():
+        _start_portable()
         return
     try:
         parent, child = socket.socketpair()
-        page_fd = os.memfd_create("vt-scheduler-status", 0)
+        if hasattr(os, "memfd_create"):
+            page_fd = os.memfd_create("vt-scheduler-status", 0)
+        else:  # macOS: an unlinked temporary file is the same shared page
+            with tempfile.TemporaryFile() as f:
+                page_fd = os.dup(f.fileno())
         os.ftruncate(page_fd, PAGE_SIZE)
         stderr = tempfile.TemporaryFile()
         proc = subprocess.Popen(
@@ -91,6 +155,37 @@ def start() -> None:
     except Exception:
         return
     _spawned = Prespawned(proc, parent, page_fd, stderr)
+
+
+def _start_portable() -> None:
+    """No inherited descriptors (Windows; VTKERNEL_PORTABLE=1): the child connects back over loopback."""
+    global _spawned
+    import secrets
+
+    try:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        token = secrets.token_hex(16)
+        page_fd, page_path = tempfile.mkstemp(prefix="vt-scheduler-", suffix=".page")
+        os.ftruncate(page_fd, PAGE_SIZE)
+        stderr = tempfile.TemporaryFile()
+        argv = scheduler_argv(0, DEFAULT_LOOKAHEAD, 0)
+        argv[3] = f"tcp:127.0.0.1:{listener.getsockname()[1]}"
+        argv[5] = f"page_path={page_path}"
+        proc = subprocess.Popen(
+            argv,
+            close_fds=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env={**child_env(), "VTKERNEL_SCHEDULER_TOKEN": token},
+            start_new_session=sys.platform != "win32",
+            creationflags=getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0),
+        )
+    except Exception:
+        return
+    _spawned = Prespawned(proc, None, page_fd, stderr, (listener, token, page_path))
 
 
 def take() -> Prespawned | None:

@@ -404,17 +404,26 @@ class Scheduler:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`FD [LOOKAHEAD] [key=value ...]`; keys: `page` (status page fd), `wall` (monotonic-to-wall
-    offset), `parent` (pid), `priority` (0/1), `memory_mb`, `budget` (seconds)."""
+    """`FD|tcp:HOST:PORT [LOOKAHEAD] [key=value ...]`; keys: `page` (status page fd) or `page_path`,
+    `wall` (monotonic-to-wall offset), `parent` (pid), `priority` (0/1), `memory_mb`, `budget` (seconds)."""
     args = sys.argv[1:] if argv is None else argv
-    fd = int(args[0])
     lookahead = float(args[1]) if len(args) > 1 else DEFAULT_LOOKAHEAD
     opts = dict(a.split("=", 1) for a in args[2:] if "=" in a)
     parent = int(opts.get("parent", os.getppid()))
     die_with_parent(parent)
     priority, watchdog_priority = request_priority(opts.get("priority", "1") == "1")
-    sock = socket.socket(fileno=fd)
-    page = StatusPage(int(opts["page"])) if "page" in opts else None
+    page: StatusPage | None = None
+    if "page_path" in opts:  # the portable hand-off (Windows; VTKERNEL_PORTABLE=1): map the page by name
+        page = StatusPage(os.open(opts["page_path"], os.O_RDWR | getattr(os, "O_BINARY", 0)))
+    elif "page" in opts:
+        page = StatusPage(int(opts["page"]))
+    if args[0].startswith("tcp:"):  # connect back to the parent and prove who we are (runtime._spawn_portable)
+        host, _, port = args[0][4:].rpartition(":")
+        sock = socket.create_connection((host, int(port)), timeout=30)
+        sock.sendall(os.environ.pop("VTKERNEL_SCHEDULER_TOKEN", "").encode())
+        sock.settimeout(None)
+    else:
+        sock = socket.socket(fileno=int(args[0]))
     wall = WallClock(float(opts["wall"])) if "wall" in opts else None
     budget = float(opts.get("budget", DEFAULT_BUDGET))
     scheduler = Scheduler(sock, lookahead=lookahead, wall=wall, page=page, budget=budget, priority=priority)
