@@ -372,7 +372,7 @@ def arg_options(mirror: Mirror, verb: str, index: int, words: list[str], current
     if kind == "type":
         return sorted(mirror.schema)
     if kind == "onoff":
-        return ["on", "off"]
+        return ["on", "off", "sync"] if verb == "link" else ["on", "off"]
     if kind == "assign":
         return mirror.assignments(words[2] if len(words) > 2 else "", current)
     if kind == "verb":

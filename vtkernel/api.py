@@ -169,13 +169,14 @@ class VT:
     def bpm(self, bpm: float) -> None:
         self.command(SetBpm(bpm=bpm))
 
-    def link(self, on: bool = True) -> None:
+    def link(self, on: bool = True, *, sync: bool = False) -> None:
         """Join (or, with `False`, leave) an Ableton Link session: tempo, beat and phase follow the session.
 
-        A bar here starts with the session's bar (quantum = the meter). Needs the `aalink` package
+        A bar here starts with the session's bar (quantum = the meter). `sync=True` also shares
+        play and stop with the session (Link's start/stop sync). Needs the `aalink` package
         (`pip install 'vtkernel[link]'`). See docs/link.md.
         """
-        self.command(SetLink(link=bool(on)))
+        self.command(SetLink(link=bool(on), start_stop=bool(sync) and bool(on)))
 
     def meter(self, beats: int) -> None:
         """Beats per bar (1..64): where `@bar` lands and how long a pattern's default cycle is."""

@@ -62,6 +62,14 @@ def _add(args: list[str]) -> dict[str, Any]:
     return data
 
 
+def _link(word: str) -> dict[str, Any]:
+    """`link on` (tempo and phase), `link sync` (play/stop too), `link off`."""
+    if word.lower() == "sync":
+        return {"op": "set_link", "link": True, "start_stop": True}
+    on = _on_off(word, "link on|sync|off")
+    return {"op": "set_link", "link": on, "start_stop": False}
+
+
 def _on_off(word: str, usage: str) -> bool:
     value = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False}.get(word.lower())
     if value is None:
@@ -76,7 +84,7 @@ _BUILDERS: dict[str, Callable[[list[str]], dict[str, Any]]] = {
     "disconnect": lambda a: {"op": "disconnect", "src": a[0], "dst": a[1]},
     "bpm": lambda a: {"op": "set_bpm", "bpm": parse_value(a[0])},
     "meter": lambda a: {"op": "set_meter", "meter": parse_value(a[0])},
-    "link": lambda a: {"op": "set_link", "link": _on_off(a[0], "link on|off")},
+    "link": lambda a: _link(a[0]),
     "play": lambda a: {"op": "play"},
     "stop": lambda a: {"op": "stop"},
     "undo": lambda a: {"op": "undo"},

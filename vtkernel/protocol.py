@@ -228,6 +228,8 @@ class SetLink(_Command):
 
     op: Literal["set_link"] = "set_link"
     link: bool
+    # Also share play/stop with the session (Link's start/stop sync); None leaves it as it is.
+    start_stop: bool | None = None
 
 
 class Play(_Command):

@@ -68,7 +68,7 @@ VERBS: dict[str, Verb] = {
         Verb("disconnect", "disconnect SRC DST", "remove a connection", 2, 2, "engine", edits=True, args=("source", "target")),
         Verb("bpm", "bpm VALUE", "set the tempo (20..999)", 1, 1, "engine", edits=True),
         Verb("meter", "meter VALUE", "set the beats per bar (1..64), where @bar lands", 1, 1, "engine", edits=True),
-        Verb("link", "link on|off", "join or leave an Ableton Link session (tempo and phase shared)", 1, 1, "engine", edits=True, args=("onoff",)),
+        Verb("link", "link on|sync|off", "join an Ableton Link session (tempo and phase; sync: play/stop too) or leave it", 1, 1, "engine", edits=True, args=("onoff",)),
         Verb("play", "play", "start the transport", kind="engine", edits=True),
         Verb("stop", "stop", "stop the transport", kind="engine", edits=True),
         Verb("undo", "undo", "undo the last patch edit", kind="engine", edits=True),

@@ -208,6 +208,15 @@ def main() -> int:
         peers = "(get_ipython().kernel.runtime.telemetry().get('link') or {}).get('peers')"
         result["peers_while_stopped"] = wait_kernel(a, f"{peers} == 2", 15)
         later.wait(15)
+        # Start/stop sync (`link sync`): A is stopped and B plays; once both share play/stop,
+        # the session plays and A follows; B's stop stops A.
+        a.run("vt.link(True, sync=True)")
+        b.run("vt.link(True, sync=True)")
+        result["sync_started_a"] = wait_kernel(a, "vt.snapshot()['clock']['playing']", 15)
+        b.run("vt.stop()")
+        result["sync_stopped_a"] = wait_kernel(a, "not vt.snapshot()['clock']['playing']", 15)
+        a.run("vt.link(True)")  # `link on`: tempo and phase only, play/stop its own again
+        result["sync_off_a"] = a.run("print(vt.snapshot()['clock'].get('link_sync', False))").strip()
     finally:
         a.stop()
         b.stop()

@@ -18,8 +18,8 @@ HAS_AALINK = importlib.util.find_spec("aalink") is not None
 
 
 def test_the_command_language_says_link_on_and_off() -> None:
-    assert parse_line("link on") == SetLink(link=True)
-    assert parse_line("link off  # leave the session") == SetLink(link=False)
+    assert parse_line("link on") == SetLink(link=True, start_stop=False)
+    assert parse_line("link off  # leave the session") == SetLink(link=False, start_stop=False)
     with pytest.raises(VTError, match="expected on or off"):
         parse_line("link maybe")
     assert parse_command({"op": "set_link", "link": True}) == SetLink(link=True)
@@ -44,7 +44,7 @@ def test_a_document_out_of_a_session_shows_no_link_field() -> None:
 def test_a_saved_document_keeps_link_and_a_bad_value_is_refused() -> None:
     doc = validate_document({"clock": {"bpm": 100, "playing": False, "meter": 3, "link": True}}, REG)
     assert doc.clock.link is True and doc.to_json()["clock"]["link"] is True
-    with pytest.raises(VTError, match=r"clock\.link must be true or false"):
+    with pytest.raises(VTError, match=r"clock\.link and clock\.link_sync must be true or false"):
         validate_document({"clock": {"link": "yes"}}, REG)
 
 
@@ -70,3 +70,21 @@ def test_vt_link_from_a_cell() -> None:
         assert "link" not in vt.snapshot()["clock"]
     finally:
         engine.stop()
+
+
+def test_link_sync_shares_play_and_stop_and_link_on_alone_does_not() -> None:
+    assert parse_line("link sync") == SetLink(link=True, start_stop=True)
+    assert parse_line("link on") == SetLink(link=True, start_stop=False)
+    doc = validate_document({"clock": {"link": True, "link_sync": True}}, REG)
+    assert doc.clock.link_sync and doc.to_json()["clock"]["link_sync"] is True
+    assert "link_sync" not in validate_document({"clock": {"link": True}}, REG).to_json()["clock"]
+
+
+@pytest.mark.skipif(not HAS_AALINK, reason="aalink is not installed (pip install 'vtkernel[link]')")
+def test_leaving_the_session_stops_sharing_play_and_stop() -> None:
+    state = EditState(Document(), None, None)
+    state, changes = apply(state, SetLink(link=True, start_stop=True), REG)
+    assert changes == [("clock", "link"), ("clock", "link_sync")]
+    state, changes = apply(state, SetLink(link=False), REG)
+    assert not state.doc.clock.link and not state.doc.clock.link_sync
+    assert changes == [("clock", "link"), ("clock", "link_sync")]

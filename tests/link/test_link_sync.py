@@ -75,3 +75,8 @@ def test_a_third_party_peer_sets_the_tempo_and_both_kernels_follow(scenario: dic
 
 def test_the_peer_count_keeps_coming_while_stopped(scenario: dict) -> None:
     assert scenario["peers_while_stopped"]  # kernel B and a new third-party peer, seen by a stopped kernel A
+
+
+def test_with_start_stop_sync_one_kernels_play_and_stop_reach_the_other(scenario: dict) -> None:
+    assert scenario["sync_started_a"] and scenario["sync_stopped_a"]
+    assert scenario["sync_off_a"] == "False"  # `link on` alone shares tempo and phase, not play/stop

@@ -219,13 +219,20 @@ def set_link(doc: Document, cmd: SetLink) -> tuple[Document, Changes]:
     joining needs the `aalink` binding in this Python, checked here so the
     user gets one line instead of silence.
     """
-    if cmd.link == doc.clock.link:
+    sync = doc.clock.link_sync if cmd.start_stop is None else cmd.start_stop
+    sync = sync and cmd.link  # leaving the session stops sharing play/stop with it
+    if cmd.link == doc.clock.link and sync == doc.clock.link_sync:
         return doc, []
     if cmd.link and importlib.util.find_spec("aalink") is None:
         raise VTError(
             "invalid_value", "Ableton Link needs the aalink package in the kernel's Python: pip install 'vtkernel[link]'"
         )
-    return Document(replace(doc.clock, link=cmd.link), doc.modules, doc.connections), [("clock", "link")]
+    changes: Changes = []
+    if cmd.link != doc.clock.link:
+        changes.append(("clock", "link"))
+    if sync != doc.clock.link_sync:
+        changes.append(("clock", "link_sync"))
+    return Document(replace(doc.clock, link=cmd.link, link_sync=sync), doc.modules, doc.connections), changes
 
 
 def set_playing(doc: Document, playing: bool) -> tuple[Document, Changes]:
@@ -285,7 +292,7 @@ def apply_to_document(doc: Document, cmd: Any, reg: Registry) -> tuple[Document,
 def diff_paths(old: Document, new: Document) -> Changes:
     """Paths that differ between two documents (used when a whole document is replaced)."""
     changes: Changes = []
-    for key in ("bpm", "playing", "meter", "link"):
+    for key in ("bpm", "playing", "meter", "link", "link_sync"):
         if getattr(old.clock, key) != getattr(new.clock, key):
             changes.append(("clock", key))
     if old.modules is not new.modules:
@@ -372,8 +379,8 @@ def validate_document(data: Any, reg: Registry) -> Document:
     if extra:
         raise VTError("session_invalid", f"unknown document field {sorted(extra)[0]!r}")
     clock = data.get("clock", {})
-    if not isinstance(clock, Mapping) or set(clock) - {"bpm", "playing", "meter", "link"}:
-        raise VTError("session_invalid", "clock must be an object with bpm, playing, meter (and link)")
+    if not isinstance(clock, Mapping) or set(clock) - {"bpm", "playing", "meter", "link", "link_sync"}:
+        raise VTError("session_invalid", "clock must be an object with bpm, playing, meter (and link, link_sync)")
     doc = Document()
     try:
         if "bpm" in clock:
@@ -388,9 +395,10 @@ def validate_document(data: Any, reg: Registry) -> Document:
         if isinstance(meter, bool) or not isinstance(meter, int) or not METER_MIN <= meter <= METER_MAX:
             raise VTError("invalid_value", f"clock.meter must be an integer from {METER_MIN} to {METER_MAX}")
         link = clock.get("link", False)
-        if not isinstance(link, bool):
-            raise VTError("invalid_value", "clock.link must be true or false")
-        doc = Document(Clock(doc.clock.bpm, playing, meter, link), doc.modules, doc.connections)
+        link_sync = clock.get("link_sync", False)
+        if not isinstance(link, bool) or not isinstance(link_sync, bool):
+            raise VTError("invalid_value", "clock.link and clock.link_sync must be true or false")
+        doc = Document(Clock(doc.clock.bpm, playing, meter, link, link and link_sync), doc.modules, doc.connections)
         modules = data.get("modules", {})
         if not isinstance(modules, Mapping):
             raise VTError("invalid_value", "modules must be an object")

@@ -40,11 +40,14 @@ class Clock:
     playing: bool = False
     meter: int = 4
     link: bool = False  # in an Ableton Link session (SPEC §10); written out only when on
+    link_sync: bool = False  # ... and sharing play/stop with it (Link's start/stop sync); only when on
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"bpm": self.bpm, "playing": self.playing, "meter": self.meter}
         if self.link:
             out["link"] = True
+        if self.link_sync:
+            out["link_sync"] = True
         return out
 
 
@@ -273,7 +276,7 @@ class Document(NamedTuple):
         (playing, and membership of a Link session).
         """
         return Document(
-            clock=replace(other.clock, playing=self.clock.playing, link=self.clock.link),
+            clock=replace(other.clock, playing=self.clock.playing, link=self.clock.link, link_sync=self.clock.link_sync),
             modules=other.modules,
             connections=other.connections,
         )
@@ -295,6 +298,7 @@ def document_from_json(data: Mapping[str, Any]) -> Document:
             bool(clock.get("playing", False)),
             int(clock.get("meter", 4)),
             bool(clock.get("link", False)),
+            bool(clock.get("link_sync", False)),
         ),
         modules,
         connections,

@@ -76,7 +76,7 @@ from vtkernel.engine.timing.render import decode_pointer
 from vtkernel.engine.timing.scheduler import DEFAULT_LOOKAHEAD, TELEMETRY_HZ, Scheduler
 from vtkernel.engine.timing.shipping import ShippingError, ship_class
 from vtkernel.engine.timing.wire import recv_frame, send_frame
-from vtkernel.protocol import SetBpm
+from vtkernel.protocol import Play, SetBpm, Stop
 
 READY_TIMEOUT = 30.0
 MAX_RESTARTS = 3  # per RESTART_WINDOW; a scheduler that keeps dying is reported, not respawned forever
@@ -173,6 +173,7 @@ class Runtime:
         self._monitor: threading.Thread | None = None
         self._telemetry: dict[str, Any] = {}
         self._link_followed: tuple[int, float] | None = None  # (version, tempo) last followed from Link
+        self._link_transport_followed: tuple[int, bool] | None = None  # (version, playing) likewise
         self._reports: deque[str] = deque(maxlen=MAX_REPORTS)
         self._recorded: dict[str, deque[Recorded]] = {}
         self._synced = -1
@@ -828,6 +829,7 @@ class Runtime:
                     self._telemetry = telemetry
                     self._synced_cond.notify_all()
                 self._follow_link_tempo(telemetry)
+                self._follow_link_transport(telemetry)
             elif kind == "bye":
                 self._transport = message[1]
             elif kind == "synced":
@@ -857,6 +859,21 @@ class Runtime:
             return  # already asked for this one
         self._link_followed = (snap.version, tempo)
         self.engine.submit(SetBpm(bpm=tempo), origin="link")
+
+    def _follow_link_transport(self, telemetry: dict[str, Any]) -> None:
+        """Reader thread: with start/stop sync on, another peer's play or stop is ours too (origin `link`)."""
+        link = telemetry.get("link")
+        if not isinstance(link, dict) or not isinstance(link.get("playing"), bool):
+            return
+        snap = self.engine.snapshot
+        clock = snap.doc.clock
+        playing = link["playing"]
+        if not clock.link_sync or telemetry.get("version") != snap.version or playing == clock.playing:
+            return
+        if self._link_transport_followed == (snap.version, playing):
+            return
+        self._link_transport_followed = (snap.version, playing)
+        self.engine.submit(Play() if playing else Stop(), origin="link")
 
     def _report(self, line: str) -> None:
         self._reports.append(line)

@@ -102,6 +102,23 @@ class LinkSession:
         if link is not None:
             link.enabled = False
 
+    def set_start_stop_sync(self, on: bool) -> None:
+        """Share play/stop with the session (Link's start/stop sync), or not."""
+        if self._link is not None and bool(self._link.start_stop_sync_enabled) != on:
+            self._link.start_stop_sync_enabled = on
+
+    @property
+    def start_stop_sync(self) -> bool:
+        return self._link is not None and bool(self._link.start_stop_sync_enabled)
+
+    def propose_playing(self, playing: bool) -> None:
+        """Our play or stop, told to the session (only while start/stop sync is on)."""
+        if self.start_stop_sync and bool(self._link.playing) != playing:
+            self._link.playing = playing
+
+    def session_playing(self) -> bool:
+        return self._link is not None and bool(self._link.playing)
+
     def set_quantum(self, quantum: float) -> None:
         self.quantum = float(quantum)
         if self._link is not None:

@@ -223,6 +223,7 @@ class Renderer:
         if self._linked():
             # Beat 0 is the session's next bar (alone: a bar moved onto play_time).
             assert self.link is not None
+            self.link.propose_playing(True)
             origin, s = self.link.origin_for_start(self.play_time, bpm)
             self.link_origin = origin
             self.tempo = TempoMap(s.tempo, s.time, s.beat - origin, self.wall.timetag(s.time))
@@ -258,6 +259,13 @@ class Renderer:
             self._align_at = None
         elif link.active and link.quantum != self._meter():
             link.set_quantum(float(self._meter()))
+        if link.active:
+            sync = bool(clock.get("link_sync"))
+            if sync and not link.start_stop_sync and self.tempo is not None:
+                link.set_start_stop_sync(True)
+                link.propose_playing(True)  # already playing when sync was turned on: the session starts
+            else:
+                link.set_start_stop_sync(sync)
 
     def _join_while_playing(self) -> None:
         """Joined during play: alone, the session takes our beat; with peers, line up at our next bar."""
@@ -295,6 +303,8 @@ class Renderer:
             return None
         s = link.sample()
         out: dict[str, Any] = {"peers": s.peers, "tempo": round(s.tempo, 6), "quantum": link.quantum}
+        if link.start_stop_sync:
+            out["playing"] = link.session_playing()  # the session's play/stop, which the kernel follows
         if self.tempo is not None and self.link_origin is not None and self._align_at is None:
             q = link.quantum
             ours = (self.tempo.beat_at(s.time) + self.link_origin) % q
@@ -303,6 +313,9 @@ class Renderer:
         return out
 
     def _stop(self, at_beat: float) -> None:
+        if self._linked():
+            assert self.link is not None
+            self.link.propose_playing(False)
         self.tempo = None
         self.stopped_beat = at_beat
         # Nothing can wait for a boundary that will not come: apply what is pending now.
