@@ -75,7 +75,7 @@ class VTError(Exception):
 # Commands (SPEC §4)
 # --------------------------------------------------------------------------
 
-_STRICT = ConfigDict(extra="forbid", frozen=True, str_strict=True)
+_STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
 def _check_name(value: str) -> str:
@@ -109,7 +109,7 @@ def find_unencodable(value: Any) -> str | None:
                 try:
                     v.encode("utf-8")
                 except UnicodeEncodeError as exc:
-                    return v[exc.start]
+                    return str(v[exc.start])
         elif t in _SCALARS:
             continue
         elif isinstance(v, dict):
