@@ -51,9 +51,7 @@ the status page and may kill the child.
 
 from __future__ import annotations
 
-import hmac
 import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -64,6 +62,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import IO, Any
 
+from vtkernel import handoff
 from vtkernel.engine.delta import render_ops
 from vtkernel.engine.document import Path, Snapshot
 from vtkernel.engine.engine import Engine, Signal
@@ -431,14 +430,11 @@ class Runtime:
         temporary file both processes map; its name is removed once the child
         has it open (POSIX; Windows removes it when the last handle closes).
         """
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(4)
-        token = secrets.token_hex(16)
+        listener, token = handoff.listen()
         page_fd, page_path = tempfile.mkstemp(prefix="vt-scheduler-", suffix=".page")
         os.ftruncate(page_fd, PAGE_SIZE)
         stderr = tempfile.TemporaryFile()
-        env = dict(os.environ, VTKERNEL_SCHEDULER_TOKEN=token)
+        env = dict(os.environ, **{handoff.TOKEN_ENV: token})
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         flags = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)  # Windows: the kernel's Ctrl+C stays there
         proc: subprocess.Popen[bytes] | None = None
@@ -448,7 +444,7 @@ class Runtime:
                     sys.executable,
                     "-m",
                     "vtkernel.engine.timing.scheduler",
-                    f"tcp:127.0.0.1:{listener.getsockname()[1]}",
+                    handoff.address(listener),
                     *self._child_args(f"page_path={page_path}"),
                 ],
                 close_fds=True,
@@ -459,20 +455,7 @@ class Runtime:
                 start_new_session=not WINDOWS,
                 creationflags=flags,
             )
-            listener.settimeout(READY_TIMEOUT)
-            deadline = time.monotonic() + READY_TIMEOUT
-            while True:
-                listener.settimeout(max(0.01, deadline - time.monotonic()))
-                conn, _ = listener.accept()
-                conn.settimeout(2.0)
-                try:
-                    got = conn.recv(len(token), socket.MSG_WAITALL)
-                except OSError:
-                    got = b""
-                if hmac.compare_digest(got, token.encode()):
-                    conn.settimeout(None)
-                    break
-                conn.close()  # not our child
+            conn = handoff.accept_child(listener, token, READY_TIMEOUT)
         except BaseException:
             listener.close()
             os.close(page_fd)

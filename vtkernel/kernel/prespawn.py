@@ -23,6 +23,8 @@ import sys
 import tempfile
 from typing import IO, Any
 
+from vtkernel import handoff
+
 PAGE_SIZE = 4096  # the status page (vtkernel.engine.timing.guard)
 DEFAULT_LOOKAHEAD = 0.05  # the child starts with this; the runtime sends the kernel's own at once
 
@@ -57,7 +59,7 @@ class Prespawned:
             listener, token, page_path = self._listener
             self._listener = None
             try:
-                self._sock = _accept_child(listener, token, 30.0)
+                self._sock = handoff.accept_child(listener, token, 30.0)
             finally:
                 listener.close()
                 try:
@@ -75,26 +77,6 @@ class Prespawned:
             self._listener[0].close()
         os.close(self.page_fd)
         self.stderr.close()
-
-
-def _accept_child(listener: socket.socket, token: str, timeout: float) -> socket.socket:
-    """The connection of the child that sends `token` first (anything else that connects is dropped)."""
-    import hmac
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        listener.settimeout(max(0.01, deadline - time.monotonic()))
-        conn, _ = listener.accept()
-        conn.settimeout(2.0)
-        try:
-            got = conn.recv(len(token), socket.MSG_WAITALL)
-        except OSError:
-            got = b""
-        if hmac.compare_digest(got, token.encode()):
-            conn.settimeout(None)
-            return conn
-        conn.close()
 
 
 def _portable() -> bool:
@@ -160,18 +142,13 @@ def start() -> None:
 def _start_portable() -> None:
     """No inherited descriptors (Windows; VTKERNEL_PORTABLE=1): the child connects back over loopback."""
     global _spawned
-    import secrets
-
     try:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(4)
-        token = secrets.token_hex(16)
+        listener, token = handoff.listen()
         page_fd, page_path = tempfile.mkstemp(prefix="vt-scheduler-", suffix=".page")
         os.ftruncate(page_fd, PAGE_SIZE)
         stderr = tempfile.TemporaryFile()
         argv = scheduler_argv(0, DEFAULT_LOOKAHEAD, 0)
-        argv[3] = f"tcp:127.0.0.1:{listener.getsockname()[1]}"
+        argv[3] = handoff.address(listener)
         argv[5] = f"page_path={page_path}"
         proc = subprocess.Popen(
             argv,
@@ -179,7 +156,7 @@ def _start_portable() -> None:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
-            env={**child_env(), "VTKERNEL_SCHEDULER_TOKEN": token},
+            env={**child_env(), handoff.TOKEN_ENV: token},
             start_new_session=sys.platform != "win32",
             creationflags=getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0),
         )

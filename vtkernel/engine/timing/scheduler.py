@@ -52,6 +52,7 @@ import time
 from collections import deque
 from typing import Any
 
+from vtkernel import handoff
 from vtkernel.engine.figures import percentile
 from vtkernel.engine.schema import BUILTIN_TYPES, ModuleType
 from vtkernel.engine.timing.clock import TempoMap, WallClock
@@ -417,11 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         page = StatusPage(os.open(opts["page_path"], os.O_RDWR | getattr(os, "O_BINARY", 0)))
     elif "page" in opts:
         page = StatusPage(int(opts["page"]))
-    if args[0].startswith("tcp:"):  # connect back to the parent and prove who we are (runtime._spawn_portable)
-        host, _, port = args[0][4:].rpartition(":")
-        sock = socket.create_connection((host, int(port)), timeout=30)
-        sock.sendall(os.environ.pop("VTKERNEL_SCHEDULER_TOKEN", "").encode())
-        sock.settimeout(None)
+    if args[0].startswith("tcp:"):  # connect back to the parent and prove who we are (vtkernel.handoff)
+        sock = handoff.connect_parent(args[0])
     else:
         sock = socket.socket(fileno=int(args[0]))
     wall = WallClock(float(opts["wall"])) if "wall" in opts else None
