@@ -37,13 +37,15 @@ def fields(r: Received) -> dict[str, Any]:
 
 
 def wait_until(rx: OscReceiver, predicate: Any, timeout: float = 15.0) -> list[Received]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = sorted(rx.received, key=lambda r: r.timetag or 0)
-        if predicate(got):
-            return got
-        time.sleep(0.01)
-    raise AssertionError(f"not received in {timeout} s: {[fields(r).get('s') for r in rx.received]}")
+    """What arrived, in timetag order, once `predicate` holds for it (the receiver wakes us per datagram)."""
+
+    def by_time(got: list[Received]) -> list[Received]:
+        return sorted(got, key=lambda r: r.timetag or 0)
+
+    got = by_time(rx.wait_until(lambda got: predicate(by_time(got)), timeout))
+    if not predicate(got):
+        raise AssertionError(f"not received in {timeout} s: {[fields(r).get('s') for r in got]}")
+    return got
 
 
 def onsets(text: str, c0: int, c1: int) -> list[tuple[Fraction, Any, Fraction]]:

@@ -201,12 +201,12 @@ def test_a_runaway_pattern_is_stopped_in_the_process_and_muted(make_rig, behavio
 
 
 def wait_value(rig: Rig, value: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(r.args and r.args[0] == value for r in list(rig.rx.received)):
-            return True
-        time.sleep(0.01)
-    raise AssertionError(f"no event {value!r} within {timeout}s")
+    def seen(got: list[Any]) -> bool:
+        return any(r.args and r.args[0] == value for r in got)
+
+    if not seen(rig.rx.wait_until(seen, timeout)):
+        raise AssertionError(f"no event {value!r} within {timeout}s")
+    return True
 
 
 def allocates(self: Any, start: float, end: float) -> Any:
