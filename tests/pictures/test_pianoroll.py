@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from vtkernel.engine import Engine
-from vtkernel.engine.pictures import patch_svg, timeline_svg
 from vtkernel.engine.schema import default_registry
-from vtkernel.pictures import Picture, module_haps, pianoroll, pianoroll_svg
+from vtkernel.pictures import Picture, module_haps, patch_svg, pianoroll, pianoroll_svg, timeline_svg
 from vtkernel.pictures.pianoroll import Hap, haps_of, midi_name, note_to_midi, row_of
 from vtkernel.protocol import parse_command
 

@@ -117,8 +117,7 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
 
         Inline HTML first, so the drawing takes the theme's text colour (see `vtkernel.pictures.svg`).
         """
-        from vtkernel.engine.pictures import patch_svg
-        from vtkernel.pictures import Picture
+        from vtkernel.pictures import Picture, patch_svg
 
         formatters = self.shell.display_formatter.formatters
         picture = lambda snap: Picture(patch_svg(snap, self.engine.registry))  # noqa: E731

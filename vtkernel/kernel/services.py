@@ -205,15 +205,13 @@ class KernelServices:
     # ----- pictures and timing ---------------------------------------------------------
 
     def graph(self) -> Any:
-        from vtkernel.engine.pictures import patch_svg
-        from vtkernel.pictures import Picture
+        from vtkernel.pictures import Picture, patch_svg
 
         return Picture(patch_svg(self.engine.snapshot, self.engine.registry), "vtkernel patch")
 
     def timeline(self, name: str | None = None) -> Any:
         """An SVG timeline of what the recorder `name` (default: every recorder) received."""
-        from vtkernel.engine.pictures import timeline_svg
-        from vtkernel.pictures import Picture
+        from vtkernel.pictures import Picture, timeline_svg
 
         doc = self.engine.snapshot.doc
         names = [name] if name else [n for n, m in sorted(doc.modules.items()) if m.type == "recorder"]

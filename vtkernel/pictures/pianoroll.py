@@ -29,17 +29,14 @@ Pure: no Jupyter, no engine state; only module types' pure `pattern`.
 
 from __future__ import annotations
 
-import html
 import math
 import re
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from typing import Any, NamedTuple
 
-from vtkernel.pictures.svg import Picture
+from vtkernel.pictures.svg import FONT, PALETTE, Picture, esc
 
-FONT = "font-family=\"ui-sans-serif, system-ui, -apple-system, 'Segoe UI', sans-serif\""
-PALETTE = ("#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#a855f7", "#06b6d4", "#84cc16", "#ec4899")
 NOTE_FILL = "#3b82f6"
 MAX_HAPS = 4096  # more than this in one picture is unreadable; the rest are counted, not drawn
 MAX_ROWS = 128
@@ -161,10 +158,6 @@ def module_haps(cls: Any, params: Mapping[str, Any], meter: int, begin: float, e
     return out, bpc
 
 
-def _esc(text: Any) -> str:
-    return html.escape(str(text), quote=True)
-
-
 def pianoroll_svg(
     haps: Iterable[Hap | tuple[float, float, Any]],
     begin: float = 0.0,
@@ -219,9 +212,9 @@ def pianoroll_svg(
     plot_h = row_h * n_rows
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'{FONT} font-size="10" role="img" aria-label="{_esc(label)}" data-vt-pianoroll="" '
+        f'{FONT} font-size="10" role="img" aria-label="{esc(label)}" data-vt-pianoroll="" '
         f'data-vt-cycles="{begin:g} {end:g}" data-vt-plot="{left} {left + plot_w}">',
-        f"<title>{_esc(label)}: cycles {begin:g} to {end:g}, {len(events)} events</title>",
+        f"<title>{esc(label)}: cycles {begin:g} to {end:g}, {len(events)} events</title>",
     ]
     for i, r in enumerate(rows):
         y = top + i * row_h
@@ -232,7 +225,7 @@ def pianoroll_svg(
         if row_h >= 7:
             parts.append(
                 f'<text x="{left - 4}" y="{y + row_h / 2 + 3.5:.1f}" text-anchor="end" fill="currentColor" '
-                f'opacity="0.75">{_esc(_row_text(r)[:10])}</text>'
+                f'opacity="0.75">{esc(_row_text(r)[:10])}</text>'
             )
     c0, c1 = math.ceil(begin), math.floor(end)
     step = max(1, math.ceil((c1 - c0 + 1) / 16))
@@ -255,14 +248,14 @@ def pianoroll_svg(
             continue
         x0, x1 = sx(h.begin), sx(h.end)
         y = top + index[key] * row_h
-        fill = _esc(color_of(h.value, name))
+        fill = esc(color_of(h.value, name))
         head = (
             f'<rect x="{x0 + 0.5:.1f}" y="{y + 1:.1f}" width="{max(1.5, x1 - x0 - 1):.1f}" height="{block_h}" '
             f'rx="{rx}" fill="{fill}" fill-opacity="0.85" stroke="currentColor" stroke-opacity="0.25" data-vt-hap=""'
         )
         if titled:
             text = _label(h.value) if not isinstance(h.value, Mapping) else _mapping_text(h.value)
-            parts.append(f"{head}><title>{_esc(text)} @ {h.begin:g}–{h.end:g}</title></rect>")
+            parts.append(f"{head}><title>{esc(text)} @ {h.begin:g}–{h.end:g}</title></rect>")
         else:
             parts.append(f"{head}/>")
     if not events:

@@ -8,11 +8,19 @@ coloured by the theme's `--jp-content-font-color1`), which JupyterLab,
 Notebook 7 and VS Code prefer, and `image/svg+xml` as a fallback for
 renderers that take only images, with a stylesheet that picks a text colour
 from the viewer's colour scheme.
+
+Also what every drawing here shares: the font, the palette of series
+colours, `esc` (text into SVG) and `short` (a value in a few characters).
 """
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
+from typing import Any
+
+FONT = "font-family=\"ui-sans-serif, system-ui, -apple-system, 'Segoe UI', sans-serif\""
+PALETTE = ("#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#a855f7", "#06b6d4", "#84cc16", "#ec4899")
 
 # Inline, the theme's own text colour; VS Code's variable, then the surrounding text, otherwise.
 INLINE_STYLE = "color: var(--jp-content-font-color1, var(--vscode-editor-foreground, inherit)); overflow-x: auto"
@@ -20,6 +28,23 @@ INLINE_STYLE = "color: var(--jp-content-font-color1, var(--vscode-editor-foregro
 STANDALONE_STYLE = (
     "<style>svg{color:#1f2328}@media (prefers-color-scheme: dark){svg{color:#e6edf3}}</style>"
 )
+
+
+
+def esc(text: Any) -> str:
+    """`text` as SVG text or an attribute value."""
+    return html.escape(str(text), quote=True)
+
+
+def short(value: Any, limit: int = 16) -> str:
+    """A param value in at most `limit` characters (step lists as Strudel writes them)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        text = f"{value:.1f}"
+    elif isinstance(value, (list, tuple)):
+        text = " ".join("~" if v is None else f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    else:
+        text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class Picture:

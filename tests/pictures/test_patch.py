@@ -5,8 +5,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from vtkernel.engine import Engine
-from vtkernel.engine.pictures import patch_svg, timeline_svg
 from vtkernel.engine.schema import default_registry
+from vtkernel.pictures import patch_svg, timeline_svg
 from vtkernel.protocol import parse_command
 
 SVG = "{http://www.w3.org/2000/svg}"
