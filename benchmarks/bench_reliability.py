@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.timing import test_watchdog as faults
 from vtkernel.engine import Engine
-from vtkernel.engine.runtime import Runtime
 from vtkernel.engine.timing.clock import NTP_UNITS
 from vtkernel.protocol import parse_command
+from vtkernel.runtime import Runtime
 from vtkernel.testing.osc import OscReceiver
 
 BPM = 240.0

@@ -47,9 +47,9 @@ from pathlib import Path
 from typing import Any
 
 from vtkernel.engine import Engine
-from vtkernel.engine.runtime import Runtime
 from vtkernel.engine.timing.clock import NTP_UNITS, timetag_to_wall
 from vtkernel.protocol import parse_command
+from vtkernel.runtime import Runtime
 from vtkernel.testing.osc import OscReceiver
 
 BPM = 240.0

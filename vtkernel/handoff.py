@@ -1,15 +1,20 @@
-"""Handing the scheduler child its socket where file descriptors cannot be inherited (Windows; VTKERNEL_PORTABLE=1).
+"""Handing a started scheduler child to the runtime that will feed it; stdlib only, so importing it costs nothing.
 
-The parent listens on loopback and starts the child with the port on its
-command line and a one-time token in its environment (never on the command
-line, which other users can read). The child connects and sends the token
-first; anything else that connects is dropped. Used by the runtime
-(`vtkernel.engine.runtime`), the early spawn (`vtkernel.kernel.prespawn`, which
-must not import the engine) and the child (`vtkernel.engine.timing.scheduler`);
-stdlib only, so importing it costs nothing.
+- `Started`: a scheduler process that was started but not yet taken, with its
+  socket, status page and stderr. The runtime (`vtkernel.runtime`) makes one
+  for each child and for its warm spare; the early spawn
+  (`vtkernel.kernel.prespawn`, which must not import the engine) makes one
+  before the engine exists, and the runtime adopts it.
+- `child_env`: the environment a child starts with (it must find this package).
+- Where file descriptors cannot be inherited (Windows; VTKERNEL_PORTABLE=1)
+  the parent listens on loopback and starts the child with the port on its
+  command line and a one-time token in its environment (never on the command
+  line, which other users can read). The child (`vtkernel.engine.timing.scheduler`)
+  connects and sends the token first; anything else that connects is dropped.
 
-Owner: `accept_child` runs on the thread that waits for the child's hello (the
-runtime's feeder); the rest on the thread that spawns.
+Owner: a `Started` is made on the thread that spawns and then belongs to the
+runtime's feeder, which alone reads its `sock` (so `accept_child` runs there,
+waiting for the child's hello) and calls `discard`.
 """
 
 from __future__ import annotations
@@ -18,9 +23,82 @@ import hmac
 import os
 import secrets
 import socket
+import subprocess
+import sys
 import time
+from typing import IO
 
 TOKEN_ENV = "VTKERNEL_SCHEDULER_TOKEN"
+ACCEPT_TIMEOUT = 30.0  # how long a child may take to connect back (an interpreter and the engine's imports)
+
+
+class Started:
+    """A scheduler process that was started but not yet taken: its process, socket, status page fd and stderr.
+
+    With the portable hand-off, give `listener=(listener, token, page path)`
+    instead of `sock`: the child connects back, and `sock` accepts it (and
+    checks its token) the first time it is read, so the spawner need not wait.
+    The page's name is removed once the child has it open (POSIX; Windows
+    removes it when the last handle closes). See the module docstring for
+    which thread may do what.
+    """
+
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        sock: socket.socket | None,
+        page_fd: int,
+        stderr: IO[bytes],
+        listener: tuple[socket.socket, str, str] | None = None,
+    ) -> None:
+        self.proc = proc
+        self._sock = sock
+        self.page_fd = page_fd
+        self.stderr = stderr
+        self._listener = listener
+
+    @property
+    def sock(self) -> socket.socket:
+        """The socket to the child (with the portable hand-off: accepted now, raising if it does not connect)."""
+        if self._sock is None:
+            assert self._listener is not None, "a Started has a socket or a listener"
+            listener, token, page_path = self._listener
+            self._listener = None
+            try:
+                self._sock = accept_child(listener, token, ACCEPT_TIMEOUT)
+            finally:
+                listener.close()
+                unlink(page_path)
+        return self._sock
+
+    def discard(self) -> None:
+        """Kill the child and close what it was given (it was never taken, or it is no longer wanted)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(5)
+        if self._sock is not None:
+            self._sock.close()
+        if self._listener is not None:
+            self._listener[0].close()
+            unlink(self._listener[2])
+            self._listener = None
+        os.close(self.page_fd)
+        self.stderr.close()
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a scheduler child: ours, with our `sys.path` so it imports this very package."""
+    env = dict(os.environ, **extra)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    return env
+
+
+def unlink(path: str) -> None:
+    """Remove a file's name if we can (on Windows an open file's name stays until its last handle closes)."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def listen() -> tuple[socket.socket, str]:
@@ -63,4 +141,4 @@ def connect_parent(where: str) -> socket.socket:
     return sock
 
 
-__all__ = ["TOKEN_ENV", "accept_child", "address", "connect_parent", "listen"]
+__all__ = ["ACCEPT_TIMEOUT", "TOKEN_ENV", "Started", "accept_child", "address", "child_env", "connect_parent", "listen", "unlink"]

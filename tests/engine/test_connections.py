@@ -126,8 +126,8 @@ def test_the_scheduler_rebuilds_only_routes_on_a_connection_edit() -> None:
 
 
 def test_a_quantized_connect_still_waits_for_its_bar() -> None:
-    from vtkernel.engine.runtime import _quantize_of
     from vtkernel.engine.timing.quantize import quantized_paths
+    from vtkernel.runtime.host import _quantize_of
 
     state = EditState(Document())
     state, _ = apply(

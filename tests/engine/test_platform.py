@@ -84,9 +84,9 @@ def test_the_scheduler_child_starts_both_ways_and_plays(monkeypatch: pytest.Monk
     import psutil
 
     from vtkernel.engine import Engine
-    from vtkernel.engine import runtime as runtime_module
-    from vtkernel.engine.runtime import Runtime
     from vtkernel.protocol import AddModule, Play
+    from vtkernel.runtime import Runtime
+    from vtkernel.runtime import host as runtime_module
     from vtkernel.testing.osc import OscReceiver
 
     if inherit and platform.WINDOWS:

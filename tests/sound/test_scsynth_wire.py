@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from vtkernel.engine import Engine
-from vtkernel.engine.runtime import Runtime
 from vtkernel.engine.schema import BUILTIN_TYPES, Event
 from vtkernel.engine.scsynth import (
     CONNECTIONS,
@@ -33,6 +32,7 @@ from vtkernel.engine.scsynth import (
 from vtkernel.engine.timing.clock import NTP_UNITS, WallClock
 from vtkernel.engine.timing.outputs import SchedulerOutputs
 from vtkernel.protocol import parse_command
+from vtkernel.runtime import Runtime
 from vtkernel.testing.osc import OscReceiver, Received
 
 ROOT = Path(__file__).resolve().parents[2]

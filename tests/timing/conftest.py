@@ -13,9 +13,9 @@ import pytest
 
 from vtkernel.engine import Engine
 from vtkernel.engine.document import Change
-from vtkernel.engine.runtime import Runtime
 from vtkernel.engine.timing.clock import NTP_UNITS
 from vtkernel.protocol import parse_command
+from vtkernel.runtime import Runtime
 from vtkernel.testing.osc import OscReceiver, Received
 
 LOOKAHEAD = 0.05

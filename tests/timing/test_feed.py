@@ -6,10 +6,10 @@ import socket
 
 from tests.timing.conftest import QuantizedChange
 from vtkernel.engine import Engine
-from vtkernel.engine.runtime import Runtime
 from vtkernel.engine.timing.quantize import quantized_paths
 from vtkernel.engine.timing.wire import recv_frame
 from vtkernel.protocol import parse_command
+from vtkernel.runtime import Runtime
 
 
 def feed(engine: Engine, before, snaps):

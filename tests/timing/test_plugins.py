@@ -14,8 +14,8 @@ import pytest
 
 from tests.timing.conftest import Rig
 from vtkernel.engine import Engine
-from vtkernel.engine.runtime import Runtime
 from vtkernel.engine.schema import ModuleType, ParamSpec, default_registry
+from vtkernel.runtime import Runtime
 from vtkernel.testing.osc import OscReceiver
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ import pytest
 
 from tests.timing.conftest import Rig
 from vtkernel.engine import Engine
-from vtkernel.engine.runtime import Runtime
+from vtkernel.runtime import Runtime
 
 BPM = 240.0
 DIVISION = 4

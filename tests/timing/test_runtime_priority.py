@@ -12,7 +12,7 @@ import pytest
 
 from tests.timing.conftest import Rig
 from vtkernel.engine import Engine
-from vtkernel.engine.runtime import Runtime
+from vtkernel.runtime import Runtime
 
 
 def task_priorities(pid: int) -> dict[int, tuple[int, int]]:
@@ -57,7 +57,7 @@ UNPRIVILEGED = textwrap.dedent(
     import sys
     sys.path[:0] = {path!r}
     from vtkernel.engine import Engine
-    from vtkernel.engine.runtime import Runtime
+    from vtkernel.runtime import Runtime
     from vtkernel.testing.osc import OscReceiver
     from vtkernel.protocol import parse_command
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-import vtkernel.engine.runtime as runtime_module
+import vtkernel.runtime.host as runtime_module
 from tests.timing.conftest import Rig
-from vtkernel.engine.runtime import Runtime
 from vtkernel.engine.timing.clock import NTP_UNITS
+from vtkernel.runtime import Runtime
 from vtkernel.testing.osc import Received
 
 BPM = 240.0

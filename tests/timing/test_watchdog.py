@@ -25,8 +25,8 @@ import pytest
 
 from tests.timing.conftest import Rig
 from vtkernel.engine import Engine
-from vtkernel.engine.runtime import Runtime
 from vtkernel.engine.schema import ModuleType, ParamSpec
+from vtkernel.runtime import Runtime
 from vtkernel.testing.osc import OscReceiver
 
 GOOD = 60
@@ -270,7 +270,7 @@ PARENT = textwrap.dedent(
     import sys, time
     sys.path[:0] = {path!r}
     from vtkernel.engine import Engine
-    from vtkernel.engine.runtime import Runtime
+    from vtkernel.runtime import Runtime
     from vtkernel.engine.schema import ModuleType
     from vtkernel.protocol import parse_command
 

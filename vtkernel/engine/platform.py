@@ -37,7 +37,7 @@ USE_FLOCK = not WINDOWS and not PORTABLE
 USE_PROC = LINUX and os.path.isdir("/proc") and not PORTABLE
 # The scheduler child gets its socket and status page as inherited descriptors (`pass_fds`,
 # POSIX only); elsewhere it connects back over loopback with a one-time token and maps the
-# page by its file name (`vtkernel.engine.runtime`).
+# page by its file name (`vtkernel.runtime.host`).
 USE_INHERITED_FDS = not WINDOWS and not PORTABLE
 
 

@@ -31,11 +31,11 @@ from vtkernel import __version__
 from vtkernel.api import VT
 from vtkernel.engine import Engine, default_registry
 from vtkernel.engine.document import Snapshot
-from vtkernel.engine.runtime import Runtime
 from vtkernel.kernel import subshell
 from vtkernel.kernel.hub import Hub
 from vtkernel.kernel.services import KernelServices
 from vtkernel.protocol import COMM_TARGET, VTError, error_msg
+from vtkernel.runtime import Runtime
 
 log = logging.getLogger("vtkernel")
 

@@ -5,8 +5,9 @@ engine's imports). Started when the kernel object is built, it was often not
 ready when the first cell of a fresh kernel played, and the first note came
 that much late. `python -m vtkernel -f ...` calls `start()` before it imports
 ipykernel, so the child starts on another core while the kernel imports;
-`VTKernel` hands it to its `Runtime` (`take()`), which waits for its hello
-as usual. Spawning costs a few milliseconds of the kernel's start-up
+`VTKernel` hands it to its `Runtime` (`take()`: a `vtkernel.handoff.Started`,
+the same record the runtime makes of its own children), which waits for its
+hello as usual. Spawning costs a few milliseconds of the kernel's start-up
 (`benchmarks/bench_timing.py` measures both).
 
 This module imports nothing from the engine (that is the point), and it runs
@@ -21,7 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from typing import IO, Any
+from typing import Any
 
 from vtkernel import handoff
 
@@ -29,61 +30,11 @@ PAGE_SIZE = 4096  # the status page (vtkernel.engine.timing.guard)
 DEFAULT_LOOKAHEAD = 0.05  # the child starts with this; the runtime sends the kernel's own at once
 
 
-class Prespawned:
-    """A scheduler process started before the engine exists: its process, socket, status page and stderr.
-
-    With the portable hand-off (Windows; VTKERNEL_PORTABLE=1, see
-    `vtkernel.engine.runtime.Runtime._spawn_portable`) the child connects back
-    to a loopback listener; `sock` accepts it (and checks its token) the first
-    time the runtime asks, on the runtime's thread, so nothing here waits.
-    """
-
-    def __init__(
-        self,
-        proc: subprocess.Popen[bytes],
-        sock: socket.socket | None,
-        page_fd: int,
-        stderr: IO[bytes],
-        listener: tuple[socket.socket, str, str] | None = None,  # (listener, token, page path)
-    ) -> None:
-        self.proc = proc
-        self._sock = sock
-        self.page_fd = page_fd
-        self.stderr = stderr
-        self._listener = listener
-
-    @property
-    def sock(self) -> socket.socket:
-        if self._sock is None:
-            assert self._listener is not None
-            listener, token, page_path = self._listener
-            self._listener = None
-            try:
-                self._sock = handoff.accept_child(listener, token, 30.0)
-            finally:
-                listener.close()
-                try:
-                    os.unlink(page_path)
-                except OSError:
-                    pass
-        return self._sock
-
-    def discard(self) -> None:
-        self.proc.kill()
-        self.proc.wait(5)
-        if self._sock is not None:
-            self._sock.close()
-        if self._listener is not None:
-            self._listener[0].close()
-        os.close(self.page_fd)
-        self.stderr.close()
-
-
 def _portable() -> bool:
     return sys.platform == "win32" or os.environ.get("VTKERNEL_PORTABLE", "").strip().lower() not in ("", "0", "false", "no")
 
 
-_spawned: Prespawned | None = None
+_spawned: handoff.Started | None = None
 
 
 def scheduler_argv(fd: int, lookahead: float, page_fd: int, **opts: Any) -> list[str]:
@@ -98,12 +49,6 @@ def scheduler_argv(fd: int, lookahead: float, page_fd: int, **opts: Any) -> list
         f"parent={os.getpid()}",
         *(f"{key}={value}" for key, value in opts.items()),
     ]
-
-
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    return env
 
 
 def start() -> None:
@@ -130,13 +75,13 @@ def start() -> None:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
-            env=child_env(),
+            env=handoff.child_env(),
             start_new_session=True,
         )
         child.close()
     except Exception:
         return
-    _spawned = Prespawned(proc, parent, page_fd, stderr)
+    _spawned = handoff.Started(proc, parent, page_fd, stderr)
 
 
 def _start_portable() -> None:
@@ -156,16 +101,17 @@ def _start_portable() -> None:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
-            env={**child_env(), handoff.TOKEN_ENV: token},
+            env=handoff.child_env(**{handoff.TOKEN_ENV: token}),
             start_new_session=sys.platform != "win32",
             creationflags=getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0),
         )
     except Exception:
         return
-    _spawned = Prespawned(proc, None, page_fd, stderr, (listener, token, page_path))
+    # The child connects back later; the runtime's feeder accepts it when it takes this one (`Started.sock`).
+    _spawned = handoff.Started(proc, None, page_fd, stderr, (listener, token, page_path))
 
 
-def take() -> Prespawned | None:
+def take() -> handoff.Started | None:
     """The process `start()` spawned (once), or None."""
     global _spawned
     spawned, _spawned = _spawned, None

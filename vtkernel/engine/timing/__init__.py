@@ -2,8 +2,8 @@
 
 The tick/event model (see `render` and `scheduler` for the details):
 
-- The scheduler process keeps its own copy of the patch, fed by the engine's
-  runtime (`vtkernel.engine.runtime.Runtime`) with JSON Patch ops.
+- The scheduler process keeps its own copy of the patch, fed by the
+  runtime (`vtkernel.runtime.Runtime`, its host beside the engine) with JSON Patch ops.
 - Time is a tempo map: beat `b` sounds at `anchor_time + (b - anchor_beat) *
   60 / bpm` (monotonic seconds), and its OSC timetag is computed exactly from
   a fixed monotonic-to-wall offset. Play puts beat 0 one lookahead from now.

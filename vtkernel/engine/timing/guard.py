@@ -24,7 +24,7 @@ What no signal can interrupt (a C call that holds the GIL, code that
 swallows every exception) is caught from outside: each tick stamps its start
 in the status page, the parent's runtime sees a tick older than its limit,
 reads the module's name from the page, kills the process and restarts it
-with that module muted (`vtkernel.engine.runtime`).
+with that module muted (`vtkernel.runtime.host`).
 
 The `Watchdog` also ends the process when its parent dies (the parent's
 death is seen even while the main thread is stuck: `PR_SET_PDEATHSIG` on

@@ -1,7 +1,7 @@
 """The clock loop: the time-critical part, run in its own process.
 
 `python -m vtkernel.engine.timing.scheduler FD` runs `Scheduler` on the
-socket FD that the parent (`vtkernel.engine.runtime.Runtime`) passed down.
+socket FD that the parent (`vtkernel.runtime.Runtime`) passed down.
 It lives in a child process because one C call that holds the kernel's GIL
 (a big numpy operation, `sum(range(10**8))`, a slow plot) stops every thread
 of the kernel for as long as it runs; a process has its own GIL. The same
@@ -26,7 +26,7 @@ budget enforced by a watchdog thread, and the process's address space is
 capped. A module the watchdog had to stop stays muted ("sticky") until its
 own entry in the document or its class changes; other modules keep playing.
 Each tick stamps its start in a status page shared with the parent, which
-restarts a process whose tick never ends (see `vtkernel.engine.runtime`).
+restarts a process whose tick never ends (see `vtkernel.runtime.host`).
 
 MIDI has no timetags: the loop sleeps until `MIDI_SPIN` before a MIDI
 deadline, then waits out the rest on the monotonic clock, sends, and keeps

@@ -1,4 +1,4 @@
-"""The runtime: runs the scheduler process for an engine and keeps what it reports.
+"""The runtime's host: runs the scheduler process for an engine and keeps what it reports.
 
 The engine thread stays the only authority on state; the scheduler
 (`vtkernel.engine.timing.scheduler`, in a child process) only *renders* the
@@ -75,6 +75,7 @@ from vtkernel.engine.timing.render import decode_pointer
 from vtkernel.engine.timing.scheduler import DEFAULT_LOOKAHEAD, TELEMETRY_HZ, Scheduler
 from vtkernel.engine.timing.shipping import ShippingError, ship_class
 from vtkernel.engine.timing.wire import recv_frame, send_frame
+from vtkernel.handoff import Started
 from vtkernel.protocol import Play, SetBpm, Stop
 
 READY_TIMEOUT = 30.0
@@ -99,8 +100,8 @@ class Runtime:
     `priority`: ask the OS for real-time priority for the child (see `guard.request_priority`).
     `budget`: seconds one call of user code may take in the child; `memory_mb`: how much
     the child's address space may grow (0: no cap).
-    `adopt`: a scheduler process already started with the default options (`proc`, `sock`,
-    `page_fd`, `stderr`; see `vtkernel.kernel.prespawn`), used as the first child.
+    `adopt`: a scheduler process already started with the default options (a
+    `vtkernel.handoff.Started`, from `vtkernel.kernel.prespawn`), used as the first child.
     `spare`: keep a second scheduler process started and waiting, so a restart (a crash, a
     stuck child, `restart()`) takes it at once instead of starting one cold (~0.3-0.6 s here).
     """
@@ -117,7 +118,7 @@ class Runtime:
         budget: float = DEFAULT_BUDGET,
         memory_mb: int = DEFAULT_MEMORY_MB,
         stuck_seconds: float = STUCK_SECONDS,
-        adopt: Any = None,
+        adopt: Started | None = None,
         spare: bool = False,
     ) -> None:
         if not 0.0 < lookahead <= 2.0:
@@ -138,7 +139,7 @@ class Runtime:
             adopt = None
         self._adopt = adopt
         self.spare = spare
-        self._spare: _Started | None = None
+        self._spare: Started | None = None
         self._inbox: deque[tuple[Any, ...]] = deque()
         self._waker = Waker()
         self._signal: Signal | None = None  # set by the engine after each publish
@@ -374,15 +375,13 @@ class Runtime:
 
     # ----- the child --------------------------------------------------------------
 
-    def _spawn(self) -> _Started:
+    def _spawn(self) -> Started:
         """Feeder thread: start a scheduler process (it says hello on its socket when it is ready)."""
         if not USE_INHERITED_FDS:
             return self._spawn_portable()
         parent, child = socket.socketpair()
         page_fd = StatusPage.new_fd()
         stderr = tempfile.TemporaryFile()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         try:
             proc = subprocess.Popen(
                 [
@@ -397,7 +396,7 @@ class Runtime:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,  # never the kernel's fd 2: ipykernel forwards that to the notebook
-                env=env,
+                env=handoff.child_env(),
                 start_new_session=True,  # a kernel interrupt (SIGINT to its group) must not reach the clock
             )
         except BaseException:
@@ -407,7 +406,7 @@ class Runtime:
             raise
         finally:
             child.close()
-        return _Started(proc, parent, page_fd, stderr)
+        return Started(proc, parent, page_fd, stderr)
 
     def _child_args(self, page: str) -> list[str]:
         return [
@@ -420,24 +419,22 @@ class Runtime:
             f"budget={self.budget!r}",
         ]
 
-    def _spawn_portable(self) -> _Started:
+    def _spawn_portable(self) -> Started:
         """Where descriptors cannot be inherited (Windows; VTKERNEL_PORTABLE=1): the child connects back.
 
         The parent listens on loopback; the child, told the port on its command
         line and a one-time token in its environment (never on the command
         line, which other users can read), connects and sends the token first;
-        anything else that connects is refused. The status page is a named
-        temporary file both processes map; its name is removed once the child
-        has it open (POSIX; Windows removes it when the last handle closes).
+        anything else that connects is refused (`vtkernel.handoff`). The status
+        page is a named temporary file both processes map; its name is removed
+        once the child has it open (POSIX; Windows removes it when the last
+        handle closes). The child's hello is awaited here, on the feeder.
         """
         listener, token = handoff.listen()
         page_fd, page_path = tempfile.mkstemp(prefix="vt-scheduler-", suffix=".page")
         os.ftruncate(page_fd, PAGE_SIZE)
         stderr = tempfile.TemporaryFile()
-        env = dict(os.environ, **{handoff.TOKEN_ENV: token})
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         flags = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)  # Windows: the kernel's Ctrl+C stays there
-        proc: subprocess.Popen[bytes] | None = None
         try:
             proc = subprocess.Popen(
                 [
@@ -451,22 +448,23 @@ class Runtime:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
-                env=env,
+                env=handoff.child_env(**{handoff.TOKEN_ENV: token}),
                 start_new_session=not WINDOWS,
                 creationflags=flags,
             )
-            conn = handoff.accept_child(listener, token, READY_TIMEOUT)
         except BaseException:
             listener.close()
             os.close(page_fd)
             stderr.close()
-            _unlink(page_path)
-            if proc is not None:
-                proc.kill()
+            handoff.unlink(page_path)
             raise
-        listener.close()
-        _unlink(page_path)
-        return _Started(proc, conn, page_fd, stderr)
+        started = Started(proc, None, page_fd, stderr, (listener, token, page_path))
+        try:
+            _ = started.sock  # the child connects back now: accepted here, its token checked
+        except BaseException:
+            started.discard()
+            raise
+        return started
 
     def _launch(self) -> None:
         """Feeder thread: start a child (or take the adopted one, or the warm spare) and wait for its hello.
@@ -522,7 +520,7 @@ class Runtime:
             except Exception:
                 self._spare = None
 
-    def _take_spare(self) -> _Started | None:
+    def _take_spare(self) -> Started | None:
         spare, self._spare = self._spare, None
         if spare is not None and spare.proc.poll() is not None:  # it died meanwhile
             spare.discard()
@@ -877,31 +875,6 @@ class Runtime:
             if kept is None or kept.maxlen != size:
                 kept = self._recorded[name] = deque(kept or (), maxlen=size)
             kept.extend(events)
-
-
-class _Started:
-    """A scheduler process that was started but not yet taken: its process, socket, status page fd, stderr."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], sock: socket.socket, page_fd: int, stderr: IO[bytes]) -> None:
-        self.proc = proc
-        self.sock = sock
-        self.page_fd = page_fd
-        self.stderr = stderr
-
-    def discard(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(5)
-        self.sock.close()
-        os.close(self.page_fd)
-        self.stderr.close()
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:  # Windows, while the child still has it open: removed with the last handle
-        pass
 
 
 def _quantize_of(pointer: str, latest: dict[Path, tuple[int, str | None]]) -> str | None:
