@@ -197,26 +197,42 @@ def _stop(km: Any, kc: Any) -> None:
     km.shutdown_kernel(now=True)
 
 
-def bench_kernels(starts: int = 5, executes: int = 100) -> list[Row]:
+def bench_kernels(starts: int = 7, executes: int = 100) -> list[Row]:
+    """Start-up to ready and to the first cell's reply, alternating stock ipykernel and vtkernel (issue 12 #20)."""
     _install_spec()
     rows: list[Row] = []
-    results: dict[str, tuple[float, float]] = {}
-    for name in ("python3", "vtkernel"):
-        startup = []
-        for _ in range(starts):
+    ready: dict[str, list[float]] = {"python3": [], "vtkernel": []}
+    first: dict[str, list[float]] = {"python3": [], "vtkernel": []}
+    for _ in range(starts):  # alternating, so load on the machine hits both alike
+        for name in ("python3", "vtkernel"):
             km, kc, dt = _start(name)
-            startup.append(dt)
+            ready[name].append(dt)
+            t = time.perf_counter()
+            kc.execute_interactive("x = 1", timeout=60)
+            first[name].append(dt + time.perf_counter() - t)
             _stop(km, kc)
+    lat: dict[str, float] = {}
+    for name in ("python3", "vtkernel"):
         km, kc, _ = _start(name)
-        lat = []
+        times = []
         for _ in range(executes):
             t = time.perf_counter()
             kc.execute_interactive("x = 1", timeout=30)
-            lat.append(time.perf_counter() - t)
+            times.append(time.perf_counter() - t)
         _stop(km, kc)
-        results[name] = (med(startup), med(lat))
-    (s0, e0), (s1, e1) = results["python3"], results["vtkernel"]
-    rows.append(("kernel startup to ready", f"{s1:.2f} s", f"stock ipykernel {s0:.2f} s", f"{s1 / s0:.2f}× (goal ≤ 1.5×)"))
+        lat[name] = med(times)
+    s0, s1 = med(ready["python3"]), med(ready["vtkernel"])
+    f0, f1 = med(first["python3"]), med(first["vtkernel"])
+    rows.append(("kernel startup to ready", f"{s1:.2f} s", f"stock ipykernel {s0:.2f} s", f"{s1 / s0:.2f}× (goal ≤ 1.2×)"))
+    rows.append(
+        (
+            "kernel startup to the first cell's reply (the engine starts behind the first kernel_info reply)",
+            f"{f1:.2f} s",
+            f"stock ipykernel {f0:.2f} s",
+            f"{f1 / f0:.2f}×",
+        )
+    )
+    e0, e1 = lat["python3"], lat["vtkernel"]
     rows.append(("execute round-trip (`x = 1`)", fmt_us(e1), f"stock ipykernel {fmt_us(e0)}", f"{e1 / e0:.2f}× (goal ≤ 1.15×)"))
     return rows
 

@@ -18,9 +18,11 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, TypeAdapter, ValidationError, field_validator
 
+# Defined where the kernel can read them before pydantic loads; this is where clients read them.
+from vtkernel.limits import COMM_TARGET as COMM_TARGET
+from vtkernel.limits import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
+
 PROTOCOL_VERSION = 1
-COMM_TARGET = "vtkernel.state"
-MAX_MESSAGE_BYTES = 1 << 20  # 1 MiB: larger comm messages are refused whole.
 MAX_ORIGIN_CHARS = 64  # shell names and origins: every delta to every client carries one
 
 # \A...\Z, not ^...$: `$` also matches before a final "\n", so `.match` would let "lfo\n" in.

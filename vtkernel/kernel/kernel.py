@@ -22,22 +22,23 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ipykernel.ipkernel import IPythonKernel
 from traitlets import Float
 
 from vtkernel import __version__
-from vtkernel.api import VT
-from vtkernel.engine import Engine, default_registry
-from vtkernel.engine.document import Snapshot
 from vtkernel.kernel import subshell
-from vtkernel.kernel.hub import Hub
-from vtkernel.kernel.services import KernelServices
-from vtkernel.protocol import COMM_TARGET, VTError, error_msg
-from vtkernel.runtime import Runtime
+from vtkernel.limits import COMM_TARGET
+
+if TYPE_CHECKING:  # imported by `boot`, after the first kernel_info reply
+    from vtkernel.kernel.hub import Hub
+    from vtkernel.protocol import VTError
 
 log = logging.getLogger("vtkernel")
+
+# With no kernel_info request (a headless kernel nobody talks to yet), the engine starts after this.
+BOOT_FALLBACK_SECONDS = 0.5
 
 
 def _pattern_picture(pattern: Any, kind: str) -> str | None:
@@ -58,8 +59,9 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
     ipykernel's private shell steps (`shell_channel_thread_main`,
     `shell_main`) are overridden by `subshell.HubShellRouting`, not here.
 
-    Thread ownership: `__init__`, `do_execute`, `_run_main_jobs` and
-    `run_main_jobs_now` run on the main thread; `schedule_main` and
+    Thread ownership: `__init__`, `boot`, `do_execute`, `_run_main_jobs` and
+    `run_main_jobs_now` run on the main thread (`boot` once, after the first
+    kernel_info reply: see its docstring); `schedule_main` and
     `on_hub` may be called from any thread; `_refuse_comm_msg` runs on
     ipykernel's shell-channel thread; comm handlers hand their work
     to the hub loop with `on_hub`. `_executing` is written by the main
@@ -81,19 +83,8 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
         _log_to_kernel_log()
         if self.switch_interval > 0:
             sys.setswitchinterval(self.switch_interval)
-        registry = default_registry()
-        for problem in registry.load_entry_points():
-            log.warning(problem)
-        self.engine = Engine(registry).start()
-        # The clock and outputs run in a child process: a C call that holds this process's
-        # GIL for a second must not make events late. A second one waits warm, so a restart
-        # (a crash, a stuck module, %vt restart) loses a lookahead of music, not half a second.
-        from vtkernel.kernel import prespawn  # the scheduler process `python -m vtkernel` started first thing
-
-        self.runtime = Runtime(
-            self.engine, lookahead=self.lookahead, on_report=self._runtime_report, adopt=prespawn.take(), spare=True
-        )
-        self.runtime.start(wait=False)  # spawns the scheduler process on its own thread: warm by the first play
+        self._booted = False  # main thread: `boot` has begun (see `start`)
+        self._boot_error: str | None = None
         self.hub: Hub | None = None
         self.hub_subshell_id: str | None = None
         self._hub_loop: asyncio.AbstractEventLoop | None = None
@@ -102,21 +93,66 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
         self._main_jobs: deque[Callable[[], None]] = deque()
         self._main_job_ready = threading.Event()
         self._executing = False
+
+    def start(self) -> None:
+        super().start()
+        # The engine and the rest start right after the first kernel_info reply (`boot`), or
+        # before any other message, or after BOOT_FALLBACK_SECONDS if no frontend asks.
+        self.io_loop.call_later(BOOT_FALLBACK_SECONDS, self.boot)
+
+    def boot(self) -> None:
+        """Main thread, once: start the engine, the runtime, the services, `vt`, the magics and the hub.
+
+        Called by `HubShellRouting.shell_main` right after the first
+        kernel_info reply, or before any other message is handled, or by the
+        fallback timer. Until then the kernel has imported only ipykernel and
+        the shell glue, which is what lets it answer as fast as stock
+        ipykernel. A boot that fails is logged with its traceback; each cell
+        then says so in one line, and plain Python still runs.
+        """
+        if self._booted:
+            return
+        self._booted = True
+        try:
+            self._boot()
+        except Exception as exc:
+            log.exception("vtkernel: the engine could not start")
+            self._boot_error = f"vtkernel could not start its engine ({type(exc).__name__}: {exc}); see the kernel log"
+
+    def _boot(self) -> None:
+        from vtkernel.api import VT
+        from vtkernel.engine import Engine, default_registry
+        from vtkernel.kernel import prespawn  # the scheduler process `python -m vtkernel` started first thing
+        from vtkernel.kernel.magics import VTMagics
+        from vtkernel.kernel.services import KernelServices
+        from vtkernel.runtime import Runtime
+
+        registry = default_registry()
+        for problem in registry.load_entry_points():
+            log.warning(problem)
+        self.engine = Engine(registry).start()
+        # The clock and outputs run in a child process: a C call that holds this process's
+        # GIL for a second must not make events late. A second one waits warm, so a restart
+        # (a crash, a stuck module, %vt restart) loses a lookahead of music, not half a second.
+        self.runtime = Runtime(
+            self.engine, lookahead=self.lookahead, on_report=self._runtime_report, adopt=prespawn.take(), spare=True
+        )
+        self.runtime.start(wait=False)  # spawns the scheduler process on its own thread: warm by the first play
         self.services = KernelServices(self)
         self.vt = VT(self.engine, origin="cell", services=self.services.fns)
         user_ns = self.shell.user_ns
         if "vt" not in user_ns:  # merged in, never clobbering a user's own `vt`
             user_ns["vt"] = self.vt
-        from vtkernel.kernel.magics import VTMagics
-
         self.shell.register_magics(VTMagics(self.shell, self))
         self._register_pictures()
+        self._start_hub()
 
     def _register_pictures(self) -> None:
         """Snapshots display as an SVG of the patch graph (users would rather look than read).
 
         Inline HTML first, so the drawing takes the theme's text colour (see `vtkernel.pictures.svg`).
         """
+        from vtkernel.engine.document import Snapshot
         from vtkernel.pictures import Picture, patch_svg
 
         formatters = self.shell.display_formatter.formatters
@@ -134,8 +170,9 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
 
     # ----- start-up: the hub on its own subshell ---------------------------------
 
-    def start(self) -> None:
-        super().start()
+    def _start_hub(self) -> None:
+        from vtkernel.kernel.hub import Hub
+
         try:
             self.hub_subshell_id, loop, thread = subshell.create_hub_subshell(self)
         except Exception as exc:  # no subshells: the hub gets a plain thread (comms then wait for cells)
@@ -168,6 +205,8 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
         if sender is None:
             log.warning("refused a comm message unread (%s); no client to tell", why)
             return
+        from vtkernel.protocol import VTError
+
         exc = VTError("bad_message", f"message refused unread: {why}")
         self.on_hub(lambda: self.hub and sender.client and self.hub.refuse(sender.client, msg_id, exc))
 
@@ -186,6 +225,8 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
         data = open_msg.get("content", {}).get("data", {})
         sender = _CommSender(comm)
         self._comm_senders[comm.comm_id] = sender
+
+        from vtkernel.protocol import VTError, error_msg
 
         def register() -> None:
             assert self.hub is not None
@@ -216,6 +257,11 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
     # ----- cells: read-your-writes and live-file work between cells ---------------
 
     async def do_execute(self, code: str, silent: bool, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if self._boot_error is not None:
+            print(self._boot_error, file=sys.stderr)
+            return await super().do_execute(code, silent, *args, **kwargs)
+        from vtkernel.protocol import VTError
+
         self._executing = True
         if not silent:
             self.services.reports.show_unseen()
@@ -264,6 +310,8 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
         return ran
 
     def _run_main_jobs(self) -> None:
+        from vtkernel.protocol import VTError
+
         while self._main_jobs and not self._executing:
             job = self._main_jobs.popleft()
             # Outside an execute request ipykernel ignores SIGINT, so a watched file stuck in
@@ -285,11 +333,22 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
     # ----- shutdown -----------------------------------------------------------------
 
     def do_shutdown(self, restart: bool) -> dict[str, Any]:
-        self.services.close()
-        self.runtime.stop()
+        if not self._booted:  # shut down before anyone asked anything: only the early scheduler process exists
+            self._booted = True  # and the fallback timer must not boot now
+            from vtkernel.kernel import prespawn
+
+            spawned = prespawn.take()
+            if spawned is not None:
+                spawned.discard()
+            return super().do_shutdown(restart)
+        if hasattr(self, "services"):  # each part is absent if the boot failed before it
+            self.services.close()
+        if hasattr(self, "runtime"):
+            self.runtime.stop()
         if self.hub is not None and self._hub_loop is not None:
             self._hub_loop.call_soon_threadsafe(self.hub.close)
-        self.engine.stop()
+        if hasattr(self, "engine"):
+            self.engine.stop()
         return super().do_shutdown(restart)
 
 

@@ -47,7 +47,7 @@ from typing import Any
 
 import zmq
 
-from vtkernel.protocol import COMM_TARGET, MAX_MESSAGE_BYTES
+from vtkernel.limits import COMM_TARGET, MAX_MESSAGE_BYTES
 
 log = logging.getLogger("vtkernel.subshell")
 
@@ -307,6 +307,12 @@ def _shape_problem(unpack: Callable[[bytes], Any], parts: list[bytes], comm: boo
     return ""
 
 
+def _main_msg_type(kernel: Any, msg: list[Any]) -> bytes | None:
+    """The msg_type of a shell message, peeked from its header frame without parsing it."""
+    _, frames = kernel.session.feed_identities(msg, copy=False)
+    return _peek_type(_bytes(frames[1])) if len(frames) >= 2 else None
+
+
 def _peek_type(header: bytes) -> bytes | None:
     m = re.search(rb'"msg_type"\s*:\s*"([a-z_]{1,40})"', header[:4096])
     return m.group(1) if m else None
@@ -405,14 +411,20 @@ class HubShellRouting:
       `comm_open` to the hub's subshell, so a panel opened during a long cell
       gets its snapshot at once;
     - `shell_main` runs on each shell's thread: hub comm messages on the hub's
-      subshell go without the busy/idle status pair (`dispatch_quietly`).
+      subshell go without the busy/idle status pair (`dispatch_quietly`); on
+      the main shell, until the kernel has booted, it calls the kernel's
+      `boot` right after a `kernel_info_request` is answered, or before any
+      other message is handled (`VTKernel.boot`: the kernel answers first).
 
     The kernel provides `hub_subshell_id` (None until `create_hub_subshell`
-    succeeded), `_comm_senders` (the hub's comm ids) and `_refuse_comm_msg`.
+    succeeded), `_comm_senders` (the hub's comm ids), `_refuse_comm_msg`,
+    `_booted` and `boot`.
     """
 
     hub_subshell_id: str | None
     _comm_senders: Any
+    _booted: bool
+    boot: Callable[[], None]
     _refuse_comm_msg: Callable[[str | None, Any, str], None]
 
     async def shell_channel_thread_main(self, msg: Any) -> None:
@@ -423,5 +435,12 @@ class HubShellRouting:
     async def shell_main(self, subshell_id: str | None, msg: Any) -> None:
         if subshell_id is not None and subshell_id == self.hub_subshell_id and is_hub_comm_message(self, msg, self._comm_senders):
             await dispatch_quietly(self, subshell_id, msg)
-        else:
-            await super().shell_main(subshell_id, msg)  # type: ignore[misc]
+            return
+        info = False
+        if subshell_id is None and not self._booted:
+            info = _main_msg_type(self, msg) == b"kernel_info_request"
+            if not info:
+                self.boot()  # everything but kernel_info needs the engine
+        await super().shell_main(subshell_id, msg)  # type: ignore[misc]
+        if info:
+            self.boot()  # right after the reply: the frontend shows the kernel ready first

@@ -428,7 +428,8 @@ class Runtime:
         anything else that connects is refused (`vtkernel.handoff`). The status
         page is a named temporary file both processes map; its name is removed
         once the child has it open (POSIX; Windows removes it when the last
-        handle closes). The child's hello is awaited here, on the feeder.
+        handle closes). The connection is accepted, and the hello awaited, when
+        the child is taken (`_launch`, on the feeder).
         """
         listener, token = handoff.listen()
         page_fd, page_path = tempfile.mkstemp(prefix="vt-scheduler-", suffix=".page")
@@ -458,13 +459,10 @@ class Runtime:
             stderr.close()
             handoff.unlink(page_path)
             raise
-        started = Started(proc, None, page_fd, stderr, (listener, token, page_path))
-        try:
-            _ = started.sock  # the child connects back now: accepted here, its token checked
-        except BaseException:
-            started.discard()
-            raise
-        return started
+        # Accepted (its token checked) when it is taken (`Started.sock` in `_launch`), not here:
+        # the warm spare starts right after the first child, and waiting here for its interpreter
+        # to start held the feeder for ~0.2 s, so a fresh kernel's first play was that late.
+        return Started(proc, None, page_fd, stderr, (listener, token, page_path))
 
     def _launch(self) -> None:
         """Feeder thread: start a child (or take the adopted one, or the warm spare) and wait for its hello.

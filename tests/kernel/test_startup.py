@@ -1,0 +1,91 @@
+"""Start-up (issue 12 #20): the kernel answers before the engine starts, and nothing is lost by that.
+
+The engine, its runtime, the services and the hub start right after the
+first kernel_info reply (`VTKernel.boot`), before any other message is
+handled, or after `BOOT_FALLBACK_SECONDS` when no frontend asks anything.
+The times are in `benchmarks/bench_spine.py`; these tests check what the
+deferral must not break, and that the kernel's module stays light.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import VTClient, own_client
+
+HEAVY = ("vtkernel.engine", "vtkernel.api", "vtkernel.session", "vtkernel.live", "vtkernel.protocol", "pydantic", "immutables")
+
+
+def test_the_kernel_module_loads_no_engine_protocol_or_pydantic() -> None:
+    """What `python -m vtkernel` imports before the first reply: ipykernel and the shell glue only."""
+    code = (
+        "import json, sys\n"
+        "import vtkernel.kernel.kernel\n"
+        f"heavy = {HEAVY!r}\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(heavy))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60).stdout
+    assert json.loads(out) == [], f"imported before the first kernel_info reply: {out}"
+
+
+def _start_without_ready(env: dict[str, str] | None = None) -> Any:
+    """A kernel process that nobody has sent kernel_info to."""
+    import os
+
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name="vtkernel")
+    km.start_kernel(env={**os.environ, **(env or {})})
+    return km
+
+
+def test_a_comm_open_as_the_very_first_message_is_served(jupyter_path: str) -> None:
+    """A panel whose comm_open reaches the kernel before any kernel_info gets its snapshot and acks."""
+    km = _start_without_ready()
+    client = None
+    try:
+        client = VTClient(km, shell="first")  # sends comm_open at once; no wait_for_ready
+        assert client.mirror is not None and client.version >= 0
+        ack = client.call({"op": "add_module", "name": "lfo1", "type": "lfo", "params": {}}, timeout=30)
+        assert ack["type"] == "ack", ack
+        assert client.wait_for(lambda: client is not None and "lfo1" in (client.mirror or {}).get("modules", {}), 10)
+    finally:
+        if client is not None:
+            client.close()
+        km.shutdown_kernel(now=True)
+
+
+def test_a_cell_as_the_very_first_message_has_vt_and_its_magics(jupyter_path: str) -> None:
+    km = _start_without_ready()
+    kc = own_client(km.connection_file)
+    try:
+        out: list[str] = []
+        reply = kc.execute_interactive(
+            "%vt add lfo1 lfo rate=2\nprint(vt.snapshot()['modules']['lfo1']['params']['rate'])",
+            timeout=60,
+            output_hook=lambda m: out.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None,
+        )
+        assert reply["content"]["status"] == "ok", reply["content"]
+        assert "".join(out).split() == ["2.0"], out
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def test_with_no_frontend_at_all_the_engine_still_starts_and_resumes_the_session(jupyter_path: str, tmp_path: Path) -> None:
+    """A headless kernel that nobody talks to still boots: the default session's folder is made by the resume."""
+    folder = tmp_path / "sessions"
+    km = _start_without_ready({"VTKERNEL_SESSION_DIR": str(folder)})
+    try:
+        deadline = time.monotonic() + 30
+        while not folder.is_dir():  # the marker the boot's session resume makes
+            assert km.is_alive(), "the kernel died before booting"
+            assert time.monotonic() < deadline, "the engine never started without a kernel_info request"
+            time.sleep(0.02)
+    finally:
+        km.shutdown_kernel(now=True)
