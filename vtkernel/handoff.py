@@ -29,6 +29,7 @@ import time
 from typing import IO
 
 TOKEN_ENV = "VTKERNEL_SCHEDULER_TOKEN"
+PAGE_SIZE = 4096  # the status page both processes map (its layout: vtkernel.engine.timing.guard)
 ACCEPT_TIMEOUT = 30.0  # how long a child may take to connect back (an interpreter and the engine's imports)
 
 

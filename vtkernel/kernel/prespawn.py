@@ -25,8 +25,8 @@ import tempfile
 from typing import Any
 
 from vtkernel import handoff
+from vtkernel.handoff import PAGE_SIZE
 
-PAGE_SIZE = 4096  # the status page (vtkernel.engine.timing.guard)
 DEFAULT_LOOKAHEAD = 0.05  # the child starts with this; the runtime sends the kernel's own at once
 
 

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vtkernel.pictures.svg import FONT, PALETTE, esc, short
 
-Recorded = tuple[float, float, Any]  # (wall-clock time, beat, value), as `Runtime.recorded` gives them
+if TYPE_CHECKING:
+    from vtkernel.engine.timing.outputs import (
+        Recorded,  # (wall-clock time, beat, value), as `Runtime.recorded` gives them
+    )
+
 
 
 def timeline_svg(

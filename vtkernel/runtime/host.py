@@ -70,12 +70,13 @@ from vtkernel.engine.platform import USE_INHERITED_FDS, WINDOWS
 from vtkernel.engine.queue import Waker
 from vtkernel.engine.schema import ModuleType
 from vtkernel.engine.timing.clock import WallClock
-from vtkernel.engine.timing.guard import DEFAULT_BUDGET, DEFAULT_MEMORY_MB, PAGE_SIZE, StatusPage
-from vtkernel.engine.timing.render import decode_pointer
+from vtkernel.engine.timing.guard import DEFAULT_BUDGET, DEFAULT_MEMORY_MB, StatusPage
+from vtkernel.engine.timing.outputs import Recorded
 from vtkernel.engine.timing.scheduler import DEFAULT_LOOKAHEAD, TELEMETRY_HZ, Scheduler
 from vtkernel.engine.timing.shipping import ShippingError, ship_class
 from vtkernel.engine.timing.wire import recv_frame, send_frame
-from vtkernel.handoff import Started
+from vtkernel.handoff import PAGE_SIZE, Started
+from vtkernel.jsonpatch import decode_pointer
 from vtkernel.protocol import Play, SetBpm, Stop
 
 READY_TIMEOUT = 30.0
@@ -87,7 +88,6 @@ MONITOR_PERIOD = 0.1
 MAX_REPORTS = 200
 RECORDER_DEFAULT_SIZE = 1000
 
-Recorded = tuple[float, float, Any]  # (wall-clock time, beat, value)
 
 
 class Runtime:

@@ -59,6 +59,7 @@ from typing import Any
 
 from vtkernel.engine.schema import ModuleType
 from vtkernel.engine.timing.clock import BEAT_EPSILON
+from vtkernel.handoff import PAGE_SIZE as PAGE_SIZE
 
 DEFAULT_BUDGET = 0.2  # seconds one call of user code may take before it is interrupted
 ESCALATE_AFTER = 0.2  # seconds after an interrupt that was swallowed before a harder one
@@ -67,8 +68,7 @@ MAX_PROCESS_VALUES = 256  # values one process() call may return
 DEFAULT_MEMORY_MB = 1024  # address space a scheduler may grow by, beyond what it has at start
 INTERRUPT_SIGNAL = getattr(signal, "SIGUSR2", None)
 
-# The status page shared with the parent (an mmap of a memfd).
-PAGE_SIZE = 4096
+# The status page shared with the parent (an mmap of a memfd); its size is the hand-off's.
 TICK_AT = 0  # double: monotonic time the current tick began; 0.0 between ticks
 NAME_AT = 8  # the module whose code runs now (utf-8, NUL-padded); first byte 0: none
 NAME_LEN = 120

@@ -48,13 +48,16 @@ def osc_bundle(timetag: int, address: str, args: Sequence[Any]) -> bytes:
     return oscwire.bundle(timetag, address, args)
 
 
+Recorded = tuple[float, float, Any]  # one recorded event: (wall-clock time, beat, value)
+
+
 class SchedulerOutputs:
     """See the module docstring. Owner: the scheduler thread."""
 
     def __init__(self, wall: WallClock) -> None:
         self.wall = wall
         self.reports: list[str] = []  # not yet sent to the parent
-        self.recorded: dict[str, list[tuple[float, float, Any]]] = {}  # not yet sent to the parent
+        self.recorded: dict[str, list[Recorded]] = {}  # not yet sent to the parent
         self.osc_sent = 0
         self.osc_errors = 0
         self.osc_dropped = 0

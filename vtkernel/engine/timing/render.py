@@ -37,8 +37,7 @@ from vtkernel.engine.schema import Event, ModuleType, Onset, Outputs, ParamSpec
 from vtkernel.engine.timing.clock import BEAT_EPSILON, TempoMap, WallClock, quantize_beat
 from vtkernel.engine.timing.link import DRIFT_BEATS, LinkSession
 from vtkernel.jsonpatch import MISSING as _MISSING
-from vtkernel.jsonpatch import apply_in_place, from_json
-from vtkernel.jsonpatch import decode_pointer as decode_pointer  # re-exported: the runtime uses it
+from vtkernel.jsonpatch import apply_in_place, decode_pointer, from_json
 from vtkernel.jsonpatch import get as _get
 
 Segs = tuple[str, ...]
