@@ -11,7 +11,7 @@ if command -v npm >/dev/null; then npm ci --prefix tests/strudel --no-audit --no
 python -m vtkernel install --sys-prefix >/dev/null
 echo "== ruff"; python -m ruff check vtkernel shells tests benchmarks
 echo "== import-linter"; lint-imports --no-cache
-echo "== mypy --strict vtkernel/engine"; python -m mypy --strict vtkernel/engine
+echo "== mypy --strict (engine, runtime, pictures, hand-off)"; python -m mypy --strict vtkernel/engine vtkernel/runtime vtkernel/pictures vtkernel/handoff.py vtkernel/kernel/prespawn.py
 echo "== pytest"
 set +e
 python -m pytest -p no:cacheprovider "$@"
