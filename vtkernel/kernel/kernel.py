@@ -173,8 +173,9 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
     def _start_hub(self) -> None:
         from vtkernel.kernel.hub import Hub
 
+        subshell_id: str | None = None
         try:
-            self.hub_subshell_id, loop, thread = subshell.create_hub_subshell(self)
+            subshell_id, loop, thread = subshell.create_hub_subshell(self)
         except Exception as exc:  # no subshells: the hub gets a plain thread (comms then wait for cells)
             log.warning("vtkernel: no hub subshell (%s); comms are served between cells", exc)
             loop, thread = _start_loop_thread()
@@ -196,8 +197,11 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
         loop.call_soon_threadsafe(make_hub)
         self.hub = ready.result(10)
         self.comm_manager.register_target(COMM_TARGET, self._open_client)
-        # The scheduler process was started in __init__ (off the start-up path, on the runtime's
-        # own thread); if it cannot start, the runtime reports it once, with what to do.
+        # Published last: from now on the shell-channel thread sends our comm_opens to the
+        # subshell, which must find the target registered. (Set earlier, a panel's comm_open
+        # arriving during the boot ran there first and was closed: "no such comm target".)
+        # One that reached the main shell before this waits for the boot and is pinned then.
+        self.hub_subshell_id = subshell_id
 
     def _refuse_comm_msg(self, comm_id: str | None, msg_id: Any, why: str) -> None:
         """Shell-channel thread: a comm message refused unread gets `bad_message` on its comm."""
