@@ -89,6 +89,10 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
         self.hub_subshell_id: str | None = None
         self._hub_loop: asyncio.AbstractEventLoop | None = None
         self._hub_thread: threading.Thread | None = None
+        # Hub work asked for before the boot made the hub (`on_hub`); None once it ran.
+        self._hub_queue: list[Callable[[], Any]] | None = []
+        self._hub_queue_lock = threading.Lock()
+        self._hub_flushed = False  # the hub loop has run the queued work (then `on_hub` may call directly)
         self._comm_senders: dict[str, _CommSender] = {}  # comm_id -> its sender (read on the shell-channel thread)
         self._main_jobs: deque[Callable[[], None]] = deque()
         self._main_job_ready = threading.Event()
@@ -96,8 +100,20 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
 
     def start(self) -> None:
         super().start()
+        # The hub's subshell and our comm target exist from the start, so a comm_open is routed
+        # to the subshell as always (with the messages sent right behind it); the hub itself is
+        # made by `boot`, and hub work asked for before that (`on_hub`) runs after it, in order.
+        subshell_id: str | None = None
+        try:
+            subshell_id, loop, thread = subshell.create_hub_subshell(self)
+        except Exception as exc:  # no subshells: the hub gets a plain thread (comms then wait for cells)
+            log.warning("vtkernel: no hub subshell (%s); comms are served between cells", exc)
+            loop, thread = _start_loop_thread()
+        self._hub_loop, self._hub_thread = loop, thread
+        self.comm_manager.register_target(COMM_TARGET, self._open_client)
+        self.hub_subshell_id = subshell_id
         # The engine and the rest start right after the first kernel_info reply (`boot`), or
-        # before any other message, or after BOOT_FALLBACK_SECONDS if no frontend asks.
+        # before any other main-shell message, or at a comm_open, or after BOOT_FALLBACK_SECONDS.
         self.io_loop.call_later(BOOT_FALLBACK_SECONDS, self.boot)
 
     def boot(self) -> None:
@@ -171,15 +187,11 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
     # ----- start-up: the hub on its own subshell ---------------------------------
 
     def _start_hub(self) -> None:
+        """Boot, main thread: make the hub on its loop, then run the hub work queued until now, in order."""
         from vtkernel.kernel.hub import Hub
 
-        subshell_id: str | None = None
-        try:
-            subshell_id, loop, thread = subshell.create_hub_subshell(self)
-        except Exception as exc:  # no subshells: the hub gets a plain thread (comms then wait for cells)
-            log.warning("vtkernel: no hub subshell (%s); comms are served between cells", exc)
-            loop, thread = _start_loop_thread()
-        self._hub_loop, self._hub_thread = loop, thread
+        loop = self._hub_loop
+        assert loop is not None
         ready: concurrent.futures.Future[Hub] = concurrent.futures.Future()
 
         def make_hub() -> None:
@@ -194,14 +206,16 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
                 )
             )
 
+        def flushed() -> None:
+            self._hub_flushed = True
+
         loop.call_soon_threadsafe(make_hub)
         self.hub = ready.result(10)
-        self.comm_manager.register_target(COMM_TARGET, self._open_client)
-        # Published last: from now on the shell-channel thread sends our comm_opens to the
-        # subshell, which must find the target registered. (Set earlier, a panel's comm_open
-        # arriving during the boot ran there first and was closed: "no such comm target".)
-        # One that reached the main shell before this waits for the boot and is pinned then.
-        self.hub_subshell_id = subshell_id
+        with self._hub_queue_lock:
+            for fn in self._hub_queue or ():
+                loop.call_soon_threadsafe(fn)
+            loop.call_soon_threadsafe(flushed)
+            self._hub_queue = None
 
     def _refuse_comm_msg(self, comm_id: str | None, msg_id: Any, why: str) -> None:
         """Shell-channel thread: a comm message refused unread gets `bad_message` on its comm."""
@@ -215,15 +229,24 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
         self.on_hub(lambda: self.hub and sender.client and self.hub.refuse(sender.client, msg_id, exc))
 
     def on_hub(self, fn: Callable[[], Any]) -> None:
-        """Run `fn` on the hub loop (directly if we are already on it)."""
-        if threading.current_thread() is self._hub_thread:
+        """Any thread: run `fn` on the hub loop, in order (directly if on it and nothing waits before it).
+
+        Until the boot has made the hub, calls are kept, and run right after it in the order made.
+        """
+        with self._hub_queue_lock:
+            if self._hub_queue is not None:
+                self._hub_queue.append(fn)
+                return
+        if self._hub_flushed and threading.current_thread() is self._hub_thread:
             fn()
         else:
             assert self._hub_loop is not None
             self._hub_loop.call_soon_threadsafe(fn)
 
     def _open_client(self, comm: Any, open_msg: dict[str, Any]) -> None:
-        """Comm target `vtkernel.state`: subscribe the new comm to the hub."""
+        """Comm target `vtkernel.state`: subscribe the new comm to the hub (booting first if need be)."""
+        if not self._booted:  # a comm_open on the subshell before anything reached the main shell
+            self.io_loop.add_callback(self.boot)
         if self.hub_subshell_id is not None:
             subshell.pin_to_subshell(comm, self.hub_subshell_id)
         data = open_msg.get("content", {}).get("data", {})
