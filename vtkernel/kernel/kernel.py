@@ -83,7 +83,10 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
         _log_to_kernel_log()
         if self.switch_interval > 0:
             sys.setswitchinterval(self.switch_interval)
-        self._booted = False  # main thread: `boot` has begun (see `start`)
+        # `boot` has begun (see `start`). Written by the main thread (`boot`), and by the control
+        # thread in a shutdown before any boot; read racily by `_open_client` on the hub subshell,
+        # where a stale False only schedules a `boot` that then does nothing.
+        self._booted = False
         self._boot_error: str | None = None
         self.hub: Hub | None = None
         self.hub_subshell_id: str | None = None
@@ -233,10 +236,11 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
 
         Until the boot has made the hub, calls are kept, and run right after it in the order made.
         """
-        with self._hub_queue_lock:
-            if self._hub_queue is not None:
-                self._hub_queue.append(fn)
-                return
+        if self._hub_queue is not None:  # only before the boot's flush; None for good after it
+            with self._hub_queue_lock:
+                if self._hub_queue is not None:
+                    self._hub_queue.append(fn)
+                    return
         if self._hub_flushed and threading.current_thread() is self._hub_thread:
             fn()
         else:
