@@ -326,6 +326,66 @@ def test_scripts_are_made_once_per_version_and_sent_only_while_a_code_shell_show
         asyncio.set_event_loop(None)
 
 
+def test_a_change_reaches_a_code_shell_client_without_waiting_for_its_next_script(monkeypatch) -> None:
+    """A client showing its code shell holds a timer for the next shared script; deltas and acks must not wait behind it.
+
+    Found by benchmarks/bench_gui.py: a change from another shell reached a panel showing
+    its code shell up to SCRIPT_INTERVAL (0.25 s) late, 81 ms at the median. Here the
+    interval is an hour, so on the code before the third change never arrives.
+    """
+    import asyncio
+
+    from vtkernel.engine import Engine, default_registry
+    from vtkernel.engine.script import document_to_script
+    from vtkernel.kernel import hub as hub_module
+    from vtkernel.kernel.hub import Hub
+    from vtkernel.protocol import AddModule, SetParam
+
+    monkeypatch.setattr(hub_module, "SCRIPT_INTERVAL", 3600.0)
+
+    class Inbox:
+        def __init__(self) -> None:
+            self.messages: list[dict[str, Any]] = []
+            self.arrived = asyncio.Event()
+
+        def send(self, msg: dict[str, Any]) -> None:
+            self.messages.append(msg)
+            self.arrived.set()
+
+    engine = Engine(default_registry()).start()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        hub = Hub(engine, loop, script_text=lambda snap: document_to_script(snap.doc))
+        engine.call(AddModule(name="l", type="lfo"))
+        box = Inbox()
+        client = hub.add_client(box, {"shell": "code", "script": True})
+
+        async def until(predicate: Any) -> None:
+            while not predicate():
+                box.arrived.clear()
+                await box.arrived.wait()
+
+        def delta_to(v: int) -> bool:
+            return any(m["type"] == "delta" and m["version"] == v for m in box.messages)
+
+        async def scenario() -> None:
+            await until(lambda: any(m["type"] == "script" for m in box.messages))  # the first script, at once
+            for value in (1.5, 2.5, 3.5):  # the second change leaves the next script waiting an hour
+                v = engine.call(SetParam(module="l", param="rate", value=value)).version
+                await until(lambda v=v: delta_to(v))
+            hub.handle(client, {"type": "command", "id": "a", "command": {"op": "set_param", "module": "l", "param": "rate", "value": 4.5}})
+            await until(lambda: any(m["type"] == "ack" and m["id"] == "a" for m in box.messages))
+
+        loop.run_until_complete(asyncio.wait_for(scenario(), 10))
+        assert [m["version"] for m in box.messages if m["type"] == "script"] == [1], "scripts still wait for their interval"
+    finally:
+        hub.close()
+        engine.stop()
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
 def test_a_code_shell_client_turns_its_script_view_on_and_off(kernel: Kernel) -> None:
     c = kernel.client(shell="code", script=True)
     assert c.wait_for(lambda: bool(c.of_type("script")))

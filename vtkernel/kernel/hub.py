@@ -102,6 +102,7 @@ class Client:
     delta_tokens: float = DELTA_BURST
     delta_tokens_at: float = 0.0
     timer: asyncio.TimerHandle | None = None
+    timer_due: float = 0.0  # monotonic time at which `timer` fires
     # Replies (acks, errors) waiting for the version they name, or for budget: (version, msg).
     outbox: deque[tuple[int, dict[str, Any]]] = field(default_factory=deque)
     needs_snapshot: bool = False
@@ -339,8 +340,25 @@ class Hub:
         self._schedule_flush(client)
 
     def _schedule_flush(self, client: Client) -> None:
-        if client.closed or client.timer is not None:
+        """New work for this client (a version, a reply): flush now, unless a pending timer is as soon as it could go.
+
+        The one timer per client may be waiting for something slower than a
+        delta (the shared script's SCRIPT_INTERVAL, the script byte budget);
+        new work must not wait behind it, or every change would reach a panel
+        showing its code shell up to SCRIPT_INTERVAL late. A timer that waits
+        only for the delta rate or the iopub budget is kept: flushing earlier
+        could not send anything more.
+        """
+        if client.closed:
             return
+        if client.timer is not None:
+            now = time.monotonic()
+            self._refill_client(client, now)
+            ready = now + max(self._budget_wait(), (1.0 - client.delta_tokens) * self.min_interval)
+            if client.timer_due <= ready + 0.001:
+                return
+            client.timer.cancel()
+            client.timer = None
         self._flush(client)
 
     def _timer_fired(self, client: Client) -> None:
@@ -384,6 +402,7 @@ class Hub:
         if client.script_due:
             waits.append(max(self._script_next - now, -self._script_bytes / SCRIPT_BYTES_RATE))
         wait = max(self._budget_wait(), min(waits))
+        client.timer_due = time.monotonic() + max(wait, 0.001)
         client.timer = self.loop.call_later(max(wait, 0.001), self._timer_fired, client)
 
     def _send_held_replies(self, client: Client) -> int:
