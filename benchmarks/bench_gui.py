@@ -2,8 +2,9 @@
 
 Two directions, 20 trials each, medians and 90th percentiles:
 
-- GUI -> kernel: an `input` event on a param's number input in the panel,
-  to the moment a second jupyter_client subscribed to the same kernel
+- GUI -> kernel: a typed value committed on a param's number input in the
+  panel (its `change` event, what Enter or leaving the field fires; since
+  issue 12 #12 keystrokes alone are a draft and send nothing), to the moment a second jupyter_client subscribed to the same kernel
   receives the delta carrying the new value (browser -> jupyter_server
   websocket -> kernel -> hub -> ZMQ client);
 - kernel -> GUI: that second client sends a `set_param` command, to the
@@ -48,8 +49,9 @@ OBSERVE = """() => {
 TYPE_VALUE = """([name, value]) => {
   const el = document.querySelector(`.vt-panel [data-vt-param="${name}"]`);
   el.value = String(value);
+  el.dispatchEvent(new Event('input', {bubbles: true}));  // the typing: a draft, nothing sent
   const t = performance.timeOrigin + performance.now();
-  el.dispatchEvent(new Event('input', {bubbles: true}));
+  el.dispatchEvent(new Event('change', {bubbles: true}));  // Enter or leaving the field: the commit
   return t;
 }"""
 
@@ -166,7 +168,7 @@ def main() -> int:
     patched = measure(nodelay=True)
     b = statistics.median(plain["baseline"])
     rows = [
-        ("GUI -> kernel (input event -> delta at a ZMQ client)", plain["up"]),
+        ("GUI -> kernel (typed value committed -> delta at a ZMQ client)", plain["up"]),
         ("kernel -> GUI (ZMQ command -> panel DOM updated)", plain["down"]),
         ("GUI -> kernel while a cell sleeps", plain["busy"]),
         ("GUI -> kernel, jupyter_server websocket with TCP_NODELAY", patched["up"]),
