@@ -57,9 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         from shells.terminal import main as shell_main
 
         return shell_main(argv[1:])
+    from vtkernel import handoff
     from vtkernel.kernel import prespawn
 
-    prespawn.start()  # the scheduler process warms up while ipykernel imports: the first play is on time
+    # The scheduler process warms up while ipykernel imports, so the first play is on time; its
+    # loopback sockets (portable hand-off) keep off the ports ipykernel is about to bind.
+    prespawn.start(handoff.kernel_ports(argv))
     from ipykernel.kernelapp import IPKernelApp
 
     from vtkernel.kernel.kernel import VTKernel

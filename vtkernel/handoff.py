@@ -11,6 +11,11 @@
   command line and a one-time token in its environment (never on the command
   line, which other users can read). The child (`vtkernel.engine.timing.scheduler`)
   connects and sends the token first; anything else that connects is dropped.
+  A scheduler started before ipykernel binds its ZMQ ports (the early spawn)
+  must not take one of them: jupyter_client picked them free and released
+  them, so a loopback socket bound to port 0 may get one, and the kernel then
+  dies with "Address already in use". Both ends therefore bind around the
+  ports of the kernel's connection file (`kernel_ports`, `AVOID_ENV`).
 
 Owner: a `Started` is made on the thread that spawns and then belongs to the
 runtime's feeder, which alone reads its `sock` (so `accept_child` runs there,
@@ -29,6 +34,7 @@ import time
 from typing import IO
 
 TOKEN_ENV = "VTKERNEL_SCHEDULER_TOKEN"
+AVOID_ENV = "VTKERNEL_AVOID_PORTS"  # comma-separated loopback ports the child must not bind
 PAGE_SIZE = 4096  # the status page both processes map (its layout: vtkernel.engine.timing.guard)
 ACCEPT_TIMEOUT = 30.0  # how long a child may take to connect back (an interpreter and the engine's imports)
 
@@ -102,10 +108,51 @@ def unlink(path: str) -> None:
         pass
 
 
-def listen() -> tuple[socket.socket, str]:
-    """A loopback listener and the token its child must send."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
+def kernel_ports(argv: list[str]) -> frozenset[int]:
+    """The ports in the connection file of a kernel command line (`-f PATH`); empty if there is none or it cannot be read."""
+    import json
+
+    path = None
+    for i, arg in enumerate(argv):
+        if arg == "-f" and i + 1 < len(argv):
+            path = argv[i + 1]
+        elif arg.startswith(("-f=", "--f=", "--IPKernelApp.connection_file=")):
+            path = arg.split("=", 1)[1]
+    if path is None:
+        return frozenset()
+    try:
+        with open(path, encoding="utf-8") as f:
+            info = json.load(f)
+        return frozenset(int(info[k]) for k in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port") if info.get(k))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return frozenset()
+
+
+def bind_loopback(sock: socket.socket, avoid: frozenset[int] = frozenset()) -> socket.socket:
+    """Bind `sock` to a free loopback port that is not in `avoid` (the sockets holding refused ports are kept until then)."""
+    refused: list[socket.socket] = []
+    try:
+        for _ in range(64):
+            sock.bind(("127.0.0.1", 0))
+            if sock.getsockname()[1] not in avoid:
+                return sock
+            refused.append(sock)  # held, so the next bind cannot be handed the same port
+            sock = socket.socket(sock.family, sock.type)
+        raise OSError(f"no free loopback port outside {sorted(avoid)}")
+    finally:
+        for s in refused:
+            s.close()
+
+
+def avoided_ports() -> frozenset[int]:
+    """Child side: the ports the parent asked it not to bind (`AVOID_ENV`)."""
+    raw = os.environ.pop(AVOID_ENV, "")
+    return frozenset(int(p) for p in raw.split(",") if p.strip().isdigit())
+
+
+def listen(avoid: frozenset[int] = frozenset()) -> tuple[socket.socket, str]:
+    """A loopback listener (on no port in `avoid`) and the token its child must send."""
+    listener = bind_loopback(socket.socket(socket.AF_INET, socket.SOCK_STREAM), avoid)
     listener.listen(4)
     return listener, secrets.token_hex(16)
 
@@ -136,10 +183,26 @@ def accept_child(listener: socket.socket, token: str, timeout: float) -> socket.
 def connect_parent(where: str) -> socket.socket:
     """Child side: connect to `tcp:HOST:PORT` and prove who we are with the token from the environment."""
     host, _, port = where.removeprefix("tcp:").rpartition(":")
-    sock = socket.create_connection((host, int(port)), timeout=30)
+    sock = bind_loopback(socket.socket(socket.AF_INET, socket.SOCK_STREAM), avoided_ports())
+    sock.settimeout(30)
+    sock.connect((host, int(port)))
     sock.sendall(os.environ.pop(TOKEN_ENV, "").encode())
     sock.settimeout(None)
     return sock
 
 
-__all__ = ["ACCEPT_TIMEOUT", "TOKEN_ENV", "Started", "accept_child", "address", "child_env", "connect_parent", "listen", "unlink"]
+__all__ = [
+    "ACCEPT_TIMEOUT",
+    "AVOID_ENV",
+    "TOKEN_ENV",
+    "Started",
+    "accept_child",
+    "address",
+    "avoided_ports",
+    "bind_loopback",
+    "child_env",
+    "connect_parent",
+    "kernel_ports",
+    "listen",
+    "unlink",
+]

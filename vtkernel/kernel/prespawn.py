@@ -51,13 +51,17 @@ def scheduler_argv(fd: int, lookahead: float, page_fd: int, **opts: Any) -> list
     ]
 
 
-def start() -> None:
-    """Spawn the scheduler process now (once); never raise (the runtime spawns one itself if this failed)."""
+def start(avoid: frozenset[int] = frozenset()) -> None:
+    """Spawn the scheduler process now (once); never raise (the runtime spawns one itself if this failed).
+
+    `avoid`: the kernel's own ports, not yet bound (`handoff.kernel_ports`); the
+    portable hand-off's loopback sockets keep off them.
+    """
     global _spawned
     if _spawned is not None or os.environ.get("VTKERNEL_PRESPAWN", "1") == "0":
         return
     if _portable():
-        _start_portable()
+        _start_portable(avoid)
         return
     try:
         parent, child = socket.socketpair()
@@ -84,11 +88,11 @@ def start() -> None:
     _spawned = handoff.Started(proc, parent, page_fd, stderr)
 
 
-def _start_portable() -> None:
+def _start_portable(avoid: frozenset[int]) -> None:
     """No inherited descriptors (Windows; VTKERNEL_PORTABLE=1): the child connects back over loopback."""
     global _spawned
     try:
-        listener, token = handoff.listen()
+        listener, token = handoff.listen(avoid)
         page_fd, page_path = tempfile.mkstemp(prefix="vt-scheduler-", suffix=".page")
         os.ftruncate(page_fd, PAGE_SIZE)
         stderr = tempfile.TemporaryFile()
@@ -101,7 +105,7 @@ def _start_portable() -> None:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
-            env=handoff.child_env(**{handoff.TOKEN_ENV: token}),
+            env=handoff.child_env(**{handoff.TOKEN_ENV: token, handoff.AVOID_ENV: ",".join(map(str, sorted(avoid)))}),
             start_new_session=sys.platform != "win32",
             creationflags=getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0),
         )
