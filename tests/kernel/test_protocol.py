@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import queue
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import jsonpatch
@@ -248,14 +251,54 @@ def test_deltas_are_valid_json_patches_against_their_base(kernel: Kernel) -> Non
     c.close()
 
 
+class _Inbox:
+    """An in-process hub client: what the hub sent it, and an event set at each message (hub loop)."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.arrived = asyncio.Event()
+
+    def send(self, msg: dict[str, Any]) -> None:
+        self.messages.append(msg)
+        self.arrived.set()
+
+    def scripts(self) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["type"] == "script"]
+
+    async def until(self, predicate: Any) -> None:
+        """Wait for messages until `predicate()` holds (wrap in asyncio.wait_for for a bound)."""
+        while not predicate():
+            self.arrived.clear()
+            await self.arrived.wait()
+
+
+@contextlib.contextmanager
+def _hub_on_a_loop(script_text: Any) -> Iterator[tuple[Any, asyncio.AbstractEventLoop, Any]]:
+    """A started engine with one lfo `l`, a hub making scripts with `script_text`, on a fresh loop run by the test."""
+    from vtkernel.engine import Engine, default_registry
+    from vtkernel.kernel.hub import Hub
+    from vtkernel.protocol import AddModule
+
+    engine = Engine(default_registry()).start()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    hub = None
+    try:
+        hub = Hub(engine, loop, script_text=script_text)
+        engine.call(AddModule(name="l", type="lfo"))
+        yield engine, loop, hub
+    finally:
+        if hub is not None:
+            hub.close()
+        engine.stop()
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
 def test_scripts_are_made_once_per_version_and_sent_only_while_a_code_shell_shows() -> None:
     """Issue 12 #6: every panel used to regenerate the whole script on every delta."""
-    import asyncio
-
-    from vtkernel.engine import Engine, default_registry
     from vtkernel.engine.script import document_to_script
-    from vtkernel.kernel.hub import Hub
-    from vtkernel.protocol import AddModule, SetParam
+    from vtkernel.protocol import SetParam
 
     made: list[int] = []
 
@@ -263,33 +306,11 @@ def test_scripts_are_made_once_per_version_and_sent_only_while_a_code_shell_show
         made.append(snap.version)
         return document_to_script(snap.doc)
 
-    class Inbox:
-        def __init__(self) -> None:
-            self.messages: list[dict[str, Any]] = []
-            self.arrived = asyncio.Event()
-
-        def send(self, msg: dict[str, Any]) -> None:
-            self.messages.append(msg)
-            self.arrived.set()
-
-        def scripts(self) -> list[dict[str, Any]]:
-            return [m for m in self.messages if m["type"] == "script"]
-
-    engine = Engine(default_registry()).start()
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        hub = Hub(engine, loop, script_text=script_text)
-        engine.call(AddModule(name="l", type="lfo"))
-        showing = [Inbox() for _ in range(5)]
-        hidden = Inbox()
+    with _hub_on_a_loop(script_text) as (engine, loop, hub):
+        showing = [_Inbox() for _ in range(5)]
+        hidden = _Inbox()
         clients = [hub.add_client(box, {"shell": "code", "script": True}) for box in showing]
         hub.add_client(hidden, {"shell": "editor"})
-
-        async def until(box: Inbox, predicate: Any) -> None:
-            while not predicate():
-                box.arrived.clear()
-                await box.arrived.wait()
 
         async def scenario() -> int:
             last = 0
@@ -299,7 +320,7 @@ def test_scripts_are_made_once_per_version_and_sent_only_while_a_code_shell_show
                     await asyncio.sleep(0)
             last = engine.call(SetParam(module="l", param="rate", value=99.0)).version
             for box in showing:
-                await until(box, lambda box=box: any(m["version"] == last for m in box.scripts()))
+                await box.until(lambda box=box: any(m["version"] == last for m in box.scripts()))
             return last
 
         last = loop.run_until_complete(asyncio.wait_for(scenario(), 20))
@@ -314,16 +335,11 @@ def test_scripts_are_made_once_per_version_and_sent_only_while_a_code_shell_show
         hub.handle(clients[0], {"type": "script_view", "on": False})
         before = len(box.scripts())
         v = engine.call(SetParam(module="l", param="rate", value=7.0)).version
-        loop.run_until_complete(asyncio.wait_for(until(box, lambda: any(m.get("version") == v for m in box.messages)), 5))
+        loop.run_until_complete(asyncio.wait_for(box.until(lambda: any(m.get("version") == v for m in box.messages)), 5))
         hub.handle(clients[0], {"type": "script_view", "on": True})
-        loop.run_until_complete(asyncio.wait_for(until(box, lambda: len(box.scripts()) > before), 5))
+        loop.run_until_complete(asyncio.wait_for(box.until(lambda: len(box.scripts()) > before), 5))
         assert [m["version"] for m in box.scripts()[before:]] == [v], "nothing while hidden, then the newest"
         assert last < v
-    finally:
-        hub.close()
-        engine.stop()
-        loop.close()
-        asyncio.set_event_loop(None)
 
 
 def test_a_change_reaches_a_code_shell_client_without_waiting_for_its_next_script(monkeypatch) -> None:
@@ -333,57 +349,28 @@ def test_a_change_reaches_a_code_shell_client_without_waiting_for_its_next_scrip
     its code shell up to SCRIPT_INTERVAL (0.25 s) late, 81 ms at the median. Here the
     interval is an hour, so on the code before the third change never arrives.
     """
-    import asyncio
-
-    from vtkernel.engine import Engine, default_registry
     from vtkernel.engine.script import document_to_script
     from vtkernel.kernel import hub as hub_module
-    from vtkernel.kernel.hub import Hub
-    from vtkernel.protocol import AddModule, SetParam
+    from vtkernel.protocol import SetParam
 
     monkeypatch.setattr(hub_module, "SCRIPT_INTERVAL", 3600.0)
-
-    class Inbox:
-        def __init__(self) -> None:
-            self.messages: list[dict[str, Any]] = []
-            self.arrived = asyncio.Event()
-
-        def send(self, msg: dict[str, Any]) -> None:
-            self.messages.append(msg)
-            self.arrived.set()
-
-    engine = Engine(default_registry()).start()
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        hub = Hub(engine, loop, script_text=lambda snap: document_to_script(snap.doc))
-        engine.call(AddModule(name="l", type="lfo"))
-        box = Inbox()
+    with _hub_on_a_loop(lambda snap: document_to_script(snap.doc)) as (engine, loop, hub):
+        box = _Inbox()
         client = hub.add_client(box, {"shell": "code", "script": True})
-
-        async def until(predicate: Any) -> None:
-            while not predicate():
-                box.arrived.clear()
-                await box.arrived.wait()
 
         def delta_to(v: int) -> bool:
             return any(m["type"] == "delta" and m["version"] == v for m in box.messages)
 
         async def scenario() -> None:
-            await until(lambda: any(m["type"] == "script" for m in box.messages))  # the first script, at once
+            await box.until(lambda: bool(box.scripts()))  # the first script, at once
             for value in (1.5, 2.5, 3.5):  # the second change leaves the next script waiting an hour
                 v = engine.call(SetParam(module="l", param="rate", value=value)).version
-                await until(lambda v=v: delta_to(v))
+                await box.until(lambda v=v: delta_to(v))
             hub.handle(client, {"type": "command", "id": "a", "command": {"op": "set_param", "module": "l", "param": "rate", "value": 4.5}})
-            await until(lambda: any(m["type"] == "ack" and m["id"] == "a" for m in box.messages))
+            await box.until(lambda: any(m["type"] == "ack" and m["id"] == "a" for m in box.messages))
 
         loop.run_until_complete(asyncio.wait_for(scenario(), 10))
-        assert [m["version"] for m in box.messages if m["type"] == "script"] == [1], "scripts still wait for their interval"
-    finally:
-        hub.close()
-        engine.stop()
-        loop.close()
-        asyncio.set_event_loop(None)
+        assert [m["version"] for m in box.scripts()] == [1], "scripts still wait for their interval"
 
 
 def test_a_code_shell_client_turns_its_script_view_on_and_off(kernel: Kernel) -> None:
@@ -406,7 +393,6 @@ def test_a_code_shell_client_turns_its_script_view_on_and_off(kernel: Kernel) ->
 def test_script_text_stays_within_its_byte_budget_for_a_big_document() -> None:
     """jupyter_server drops iopub data beyond 1 MB/s: five code shells on a 2,000-module patch
     during a drag used to get about 2 MB/s of scripts."""
-    import asyncio
 
     from vtkernel.engine import Engine, default_registry
     from vtkernel.engine.script import document_to_script
