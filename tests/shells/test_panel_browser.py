@@ -142,7 +142,10 @@ def test_the_panel_renders_the_current_document(page: Any) -> None:
         )
 
 
-def test_editing_inputs_changes_the_kernel(page: Any, kernel_side: VTClient) -> None:
+def edit_rate_and_shape(page: Any, kernel_side: VTClient) -> None:
+    """A number typed and committed with Enter, then a choice picked: each must reach the kernel.
+
+    Shared with the Notebook 7 tests, which check the same path in the other frontend."""
     rate = param(page, "lfo1.rate")
     rate.fill("4.5")
     rate.press("Enter")
@@ -150,6 +153,10 @@ def test_editing_inputs_changes_the_kernel(page: Any, kernel_side: VTClient) -> 
 
     param(page, "lfo1.shape").select_option("square")
     wait_kernel(kernel_side, "lfo1", "shape", "square")
+
+
+def test_editing_inputs_changes_the_kernel(page: Any, kernel_side: VTClient) -> None:
+    edit_rate_and_shape(page, kernel_side)
 
     steps = param(page, "s1.steps")
     steps.fill("60 ~ 67*2")

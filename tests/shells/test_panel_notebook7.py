@@ -26,7 +26,7 @@ from tests.shells.lab import (
     panel_notebook,
     run_command,
 )
-from tests.shells.test_panel_browser import SETUP, panel, param, wait_input, wait_kernel
+from tests.shells.test_panel_browser import SETUP, edit_rate_and_shape, panel, param, wait_input, wait_kernel
 
 pytestmark = [
     pytest.mark.browser,
@@ -79,12 +79,7 @@ def test_the_panel_renders_the_current_document(page: Any) -> None:
 
 
 def test_editing_inputs_changes_the_kernel(page: Any, kernel_side: VTClient) -> None:
-    rate = param(page, "lfo1.rate")
-    rate.fill("4.5")
-    rate.press("Enter")
-    wait_kernel(kernel_side, "lfo1", "rate", 4.5)
-    param(page, "lfo1.shape").select_option("square")
-    wait_kernel(kernel_side, "lfo1", "shape", "square")
+    edit_rate_and_shape(page, kernel_side)
 
 
 def test_a_kernel_side_change_appears_in_the_panel_within_one_second(page: Any, kernel_side: VTClient) -> None:

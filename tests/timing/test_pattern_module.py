@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.timing.test_render import run
 from vtkernel.engine.apply import apply_to_document
 from vtkernel.engine.document import Document
 from vtkernel.engine.pattern_module import PatternModule, beat_to_cycles
@@ -73,12 +74,6 @@ def rig(pattern: Any, *, cycle: float = 0.0, bpm: float = 120.0, meter: int = 4,
     r.reset({"clock": {"bpm": bpm, "playing": True, "meter": meter}, "modules": modules, "connections": conns}, 1, now=0.0)
     return r, out
 
-
-def run(r: Renderer, until: float, step: float = 0.01) -> None:
-    t = 0.0
-    while t <= until:
-        r.advance(t)
-        t += step
 
 
 def expected(text: str, cycles: int, bpc: float) -> list[tuple[float, Any, float]]:
