@@ -150,7 +150,8 @@ def test_a_watched_file_stuck_in_a_loop_is_stopped_by_the_interrupt_button(kerne
     kernel.km.interrupt_kernel()
     assert client.wait_for(lambda: any("interrupted" in m.get("text", "") for m in client.of_type("report")), 15)
     report = next(m for m in client.of_type("report") if "interrupted" in m.get("text", ""))
-    assert report["error"] and re.search(r"patch.py, line [56]: interrupted", report["text"]) and "nothing applied" in report["text"]
+    # the marker exists as soon as line 4's open() has made it, so the interrupt may land there too
+    assert report["error"] and re.search(r"patch.py, line [456]: interrupted", report["text"]) and "nothing applied" in report["text"]
     assert kernel.ok("print('cells run again')").strip() == "cells run again"
     assert state(kernel) == before
     client.close()
