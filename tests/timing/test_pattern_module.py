@@ -75,7 +75,6 @@ def rig(pattern: Any, *, cycle: float = 0.0, bpm: float = 120.0, meter: int = 4,
     return r, out
 
 
-
 def expected(text: str, cycles: int, bpc: float) -> list[tuple[float, Any, float]]:
     """(beat, value, duration in beats) of every onset in the first `cycles` cycles, from the core's haps."""
     out = []
