@@ -89,3 +89,55 @@ def test_with_no_frontend_at_all_the_engine_still_starts_and_resumes_the_session
             time.sleep(0.02)
     finally:
         km.shutdown_kernel(now=True)
+
+
+GATED_PLUGIN = '''
+import os, pathlib, time
+gate = pathlib.Path(os.environ["VT_TEST_GATE"])
+pathlib.Path(str(gate) + ".reached").touch()  # the boot has got this far
+deadline = time.monotonic() + 60
+while not gate.exists() and time.monotonic() < deadline:
+    time.sleep(0.01)
+raise ImportError("a test plugin that only holds the boot until its gate opens")
+'''
+
+
+def test_kernel_info_is_answered_while_the_boot_is_still_loading(jupyter_path: str, tmp_path: Path) -> None:
+    """A frontend that asks kernel_info again during the boot gets its answer at once, not after the boot.
+
+    jupyter_client's `wait_for_ready` sends a second kernel_info when the first
+    takes over a second; its busy/idle used to come out after the boot, behind
+    the frontend's first execute (jupyter_kernel_test then read them as the
+    execute's own). A module plugin whose import waits for a gate file holds
+    the boot here for as long as the test needs.
+    """
+    site = tmp_path / "site"
+    (site / "gated_plugin-0.dist-info").mkdir(parents=True)
+    (site / "gated_plugin-0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: gated-plugin\nVersion: 0\n")
+    (site / "gated_plugin-0.dist-info" / "entry_points.txt").write_text("[vtkernel.modules]\ngated = gated_plugin:Gated\n")
+    (site / "gated_plugin.py").write_text(GATED_PLUGIN)
+    gate = tmp_path / "gate"
+    reached = Path(str(gate) + ".reached")
+    import os
+
+    pythonpath = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    km = _start_without_ready({"PYTHONPATH": pythonpath, "VT_TEST_GATE": str(gate)})
+    kc = own_client(km.connection_file)
+    try:
+        kc.kernel_info()
+        assert kc.get_shell_msg(timeout=60)["msg_type"] == "kernel_info_reply"
+        deadline = time.monotonic() + 60
+        while not reached.exists():  # the boot is under way and held at the plugin
+            assert km.is_alive() and time.monotonic() < deadline, "the boot never reached the plugin"
+            time.sleep(0.01)
+        for _ in range(3):
+            kc.kernel_info()
+            reply = kc.get_shell_msg(timeout=20)  # the boot is held for 60 s: a blocked main shell fails here
+            assert reply["msg_type"] == "kernel_info_reply" and reply["content"]["status"] == "ok", reply["content"]
+        assert not gate.exists()
+        gate.touch()
+        reply = kc.execute_interactive("%vt add lfo1 lfo rate=2", timeout=60)
+        assert reply["content"]["status"] == "ok", reply["content"]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

@@ -87,6 +87,10 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
         # thread in a shutdown before any boot; read racily by `_open_client` on the hub subshell,
         # where a stale False only schedules a `boot` that then does nothing.
         self._booted = False
+        # The boot's imports and module plugins, loading on their own thread (`boot_soon`) while
+        # the main shell keeps answering kernel_info; None until started. Guarded by its lock.
+        self._preload: concurrent.futures.Future[Any] | None = None
+        self._preload_lock = threading.Lock()
         self._boot_error: str | None = None
         self.hub: Hub | None = None
         self.hub_subshell_id: str | None = None
@@ -115,40 +119,62 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
         self._hub_loop, self._hub_thread = loop, thread
         self.comm_manager.register_target(COMM_TARGET, self._open_client)
         self.hub_subshell_id = subshell_id
-        # The engine and the rest start right after the first kernel_info reply (`boot`), or
-        # before any other main-shell message, or at a comm_open, or after BOOT_FALLBACK_SECONDS.
-        self.io_loop.call_later(BOOT_FALLBACK_SECONDS, self.boot)
+        # The engine and the rest start behind the first kernel_info reply (`boot_soon`), or
+        # before any other main-shell message (`boot`), or at a comm_open, or after BOOT_FALLBACK_SECONDS.
+        self.io_loop.call_later(BOOT_FALLBACK_SECONDS, self.boot_soon)
+
+    def boot_soon(self) -> None:
+        """Any thread: start the boot's imports on their own thread; `boot` runs on the main loop when they are done.
+
+        Until then the main shell keeps answering: a frontend that sent a
+        second kernel_info while waiting for the first (jupyter_client's
+        `wait_for_ready` does, after a second) gets it at once, not after
+        the imports, which take most of the boot.
+        """
+        if self._booted:
+            return
+        with self._preload_lock:
+            if self._preload is not None:
+                return
+            self._preload = concurrent.futures.Future()
+        threading.Thread(target=_preload, args=(self._preload,), name="vtkernel-boot-imports", daemon=True).start()
+        self._preload.add_done_callback(lambda _: self.io_loop.add_callback(self.boot))
 
     def boot(self) -> None:
         """Main thread, once: start the engine, the runtime, the services, `vt`, the magics and the hub.
 
-        Called by `HubShellRouting.shell_main` right after the first
-        kernel_info reply, or before any other message is handled, or by the
-        fallback timer. Until then the kernel has imported only ipykernel and
-        the shell glue, which is what lets it answer as fast as stock
-        ipykernel. A boot that fails is logged with its traceback; each cell
-        then says so in one line, and plain Python still runs.
+        Called by `HubShellRouting.shell_main` before any message but
+        kernel_info is handled (waiting for `boot_soon`'s imports if they
+        are under way), and on the main loop when those imports are done.
+        Until then the kernel has imported only ipykernel and the shell glue,
+        which is what lets it answer as fast as stock ipykernel. A boot that
+        fails is logged with its traceback; each cell then says so in one
+        line, and plain Python still runs.
         """
         if self._booted:
             return
         self._booted = True
+        with self._preload_lock:
+            if self._preload is None:  # nothing started the imports: make them here, on this thread
+                self._preload = concurrent.futures.Future()
+                _preload(self._preload)
         try:
-            self._boot()
+            registry, problems = self._preload.result()
+            for problem in problems:
+                log.warning(problem)
+            self._boot(registry)
         except Exception as exc:
             log.exception("vtkernel: the engine could not start")
             self._boot_error = f"vtkernel could not start its engine ({type(exc).__name__}: {exc}); see the kernel log"
 
-    def _boot(self) -> None:
+    def _boot(self, registry: Any) -> None:
         from vtkernel.api import VT
-        from vtkernel.engine import Engine, default_registry
+        from vtkernel.engine import Engine
         from vtkernel.kernel import prespawn  # the scheduler process `python -m vtkernel` started first thing
         from vtkernel.kernel.magics import VTMagics
         from vtkernel.kernel.services import KernelServices
         from vtkernel.runtime import Runtime
 
-        registry = default_registry()
-        for problem in registry.load_entry_points():
-            log.warning(problem)
         self.engine = Engine(registry).start()
         # The clock and outputs run in a child process: a C call that holds this process's
         # GIL for a second must not make events late. A second one waits warm, so a restart
@@ -250,7 +276,7 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
     def _open_client(self, comm: Any, open_msg: dict[str, Any]) -> None:
         """Comm target `vtkernel.state`: subscribe the new comm to the hub (booting first if need be)."""
         if not self._booted:  # a comm_open on the subshell before anything reached the main shell
-            self.io_loop.add_callback(self.boot)
+            self.boot_soon()
         if self.hub_subshell_id is not None:
             subshell.pin_to_subshell(comm, self.hub_subshell_id)
         data = open_msg.get("content", {}).get("data", {})
@@ -381,6 +407,36 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
         if hasattr(self, "engine"):
             self.engine.stop()
         return super().do_shutdown(restart)
+
+
+# What `boot` imports: the engine and its document, pydantic's protocol, the runtime, the
+# services (sessions, live files), the magics, the hub and the pictures.
+BOOT_IMPORTS = (
+    "vtkernel.api",
+    "vtkernel.engine",
+    "vtkernel.engine.document",
+    "vtkernel.protocol",
+    "vtkernel.runtime",
+    "vtkernel.kernel.services",
+    "vtkernel.kernel.magics",
+    "vtkernel.kernel.hub",
+    "vtkernel.pictures",
+)
+
+
+def _preload(done: concurrent.futures.Future[Any]) -> None:
+    """The boot's imports and its module registry, with the plugins' problems: `done`'s result, or its exception."""
+    import importlib
+
+    try:
+        for name in BOOT_IMPORTS:
+            importlib.import_module(name)
+        from vtkernel.engine import default_registry
+
+        registry = default_registry()
+        done.set_result((registry, registry.load_entry_points()))
+    except BaseException as exc:  # the boot reports it, on the main thread
+        done.set_exception(exc)
 
 
 @contextlib.contextmanager

@@ -413,18 +413,21 @@ class HubShellRouting:
     - `shell_main` runs on each shell's thread: hub comm messages on the hub's
       subshell go without the busy/idle status pair (`dispatch_quietly`); on
       the main shell, until the kernel has booted, it calls the kernel's
-      `boot` right after a `kernel_info_request` is answered, or before any
-      other message is handled (`VTKernel.boot`: the kernel answers first).
+      `boot_soon` right after a `kernel_info_request` is answered (the boot's
+      imports go on a thread, and later kernel_info requests are answered
+      meanwhile), or `boot` before any other message is handled
+      (`VTKernel.boot`: the kernel answers first).
 
     The kernel provides `hub_subshell_id` (None until `create_hub_subshell`
     succeeded), `_comm_senders` (the hub's comm ids), `_refuse_comm_msg`,
-    `_booted` and `boot`.
+    `_booted`, `boot` and `boot_soon`.
     """
 
     hub_subshell_id: str | None
     _comm_senders: Any
     _booted: bool
     boot: Callable[[], None]
+    boot_soon: Callable[[], None]
     _refuse_comm_msg: Callable[[str | None, Any, str], None]
 
     async def shell_channel_thread_main(self, msg: Any) -> None:
@@ -443,4 +446,4 @@ class HubShellRouting:
                 self.boot()  # everything but kernel_info needs the engine
         await super().shell_main(subshell_id, msg)  # type: ignore[misc]
         if info:
-            self.boot()  # right after the reply: the frontend shows the kernel ready first
+            self.boot_soon()  # behind the reply: the frontend shows the kernel ready first
