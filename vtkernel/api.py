@@ -61,6 +61,15 @@ class EngineTimeout(VTError, TimeoutError):
         super().__init__("internal_error", message)
 
 
+# Commands one `VT` may have queued that the engine has not applied yet. A cell that sets a
+# param in a tight loop can queue faster than the engine applies while other threads share
+# the GIL; past this many it waits for the engine to work off half of them. Other shells'
+# commands, queued behind the cell's, then wait at most this many applies (a few ms each at worst),
+# and the queue and this VT's mailbox stay bounded.
+IN_FLIGHT = 256
+CATCH_UP_SECONDS = 30.0  # a catch-up wait past this raises EngineTimeout, as `flush` does
+
+
 class VT:
     """The engine's Python face. See the module docstring for the rules."""
 
@@ -71,6 +80,7 @@ class VT:
         self._box = Mailbox()
         self._pending = 0  # commands queued since the last flush
         self._sent = 0  # commands ever queued with `_box` as their reply: flush waits for that many outcomes
+        self._errors: list[VTError] = []  # engine errors taken from `_box` by a catch-up, raised by `flush`
         self._work: Document | None = None  # predicted document while commands are pending
         self._batch: list[BaseModel] | None = None
         self._services: dict[str, Service] = {} if services is None else services
@@ -239,6 +249,18 @@ class VT:
         self._pending += 1
         self._sent += 1
         self._engine.submit(cmd, origin=self.origin, reply=self._box)
+        if self._sent - self._box.received > IN_FLIGHT:
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Wait until at most half of `IN_FLIGHT` of this VT's commands are unapplied; keep their errors for `flush`."""
+        if not self._box.wait_for(self._sent - IN_FLIGHT // 2, CATCH_UP_SECONDS):
+            missing = self._sent - self._box.received
+            raise EngineTimeout(
+                f"the engine has not applied {missing} of this cell's queued commands within {CATCH_UP_SECONDS:g} s; "
+                "they stay queued, and the state may not show them yet"
+            )
+        self._errors.extend(o.error for o in self._box.take_all() if o.error is not None)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[VT]:
@@ -347,7 +369,8 @@ class VT:
                 )
             self._pending = 0
             self._work = None
-        errors = [o.error for o in self._box.take_all() if o.error is not None]
+        errors = self._errors + [o.error for o in self._box.take_all() if o.error is not None]
+        self._errors = []
         if errors:
             raise errors[0]
 

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vtkernel import api
 from vtkernel.api import VT, EngineTimeout
 from vtkernel.engine import Engine, Mailbox, Signal
 from vtkernel.engine.apply import EditState, apply
@@ -278,6 +279,44 @@ def test_vt_flush_raises_in_the_cell_when_the_engine_does_not_answer() -> None:
         assert "a" in stalled.snapshot.doc.modules
     finally:
         stalled.stop()
+
+
+def test_a_cell_queues_at_most_in_flight_commands_ahead_of_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cell setting a param in a tight loop waits for the engine instead of queueing without bound.
+
+    Other shells' commands go into the same queue behind the cell's: unbounded,
+    a loop that outran the engine made every panel's ack wait longer and longer.
+    """
+    monkeypatch.setattr(api, "CATCH_UP_SECONDS", 0.05)
+    stalled = Engine()  # never started: nothing is applied
+    vt = VT(stalled)
+    vt.module("a", "lfo")
+    for i in range(api.IN_FLIGHT - 1):
+        vt.set("a.rate", 1 + i % 50)
+    with pytest.raises(EngineTimeout, match=f"{api.IN_FLIGHT + 1} of this cell's queued commands"):
+        vt.set("a.rate", 2)  # one past the bound: the cell waits for the engine, which never answers
+    assert len(stalled._queue._items) == api.IN_FLIGHT + 1
+    stalled.start()
+    try:
+        vt.flush(timeout=10)  # nothing was lost: they land once the engine runs
+        assert stalled.snapshot.doc.modules["a"].params["rate"] == 2
+    finally:
+        stalled.stop()
+
+
+def test_engine_errors_taken_while_a_cell_waited_for_the_engine_still_fail_the_cell(engine: Engine) -> None:
+    vt = VT(engine)
+    vt.module("a", "lfo")
+    vt.flush()
+    vt.set("a.rate", 2)
+    engine.submit(parse_command({"op": "remove_module", "name": "a"}))  # another shell, between the cell's lines
+    vt.set("a.rate", 3)  # valid as the cell sees it; the engine refuses it
+    engine.submit(parse_command({"op": "add_module", "name": "a", "type": "lfo", "params": {}}))
+    for i in range(3 * api.IN_FLIGHT):  # the cell waits for the engine at least twice, taking outcomes
+        vt.set("a.rate", 1 + i % 50)
+    with pytest.raises(VTError, match="no module named 'a'"):
+        vt.flush(timeout=10)
+    vt.flush(timeout=10)  # said once
 
 
 def test_mailbox_wait_for_counts_only_its_own_outcomes(engine: Engine) -> None:
