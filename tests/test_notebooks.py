@@ -68,6 +68,8 @@ def test_a_link_notebook_runs_inside_a_private_network(path: Path, jupyter_path:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     verdict = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert not verdict["errors"], verdict["errors"][0]
+    # With the error, what the cells printed before it (the tempo reached, the link's stats):
+    # a run under full-suite load once timed out in `peer.wait` with nothing else to go on.
+    assert not verdict["errors"], (verdict["errors"][0], verdict["text"][-2000:])
     assert set(verdict["rich"]) & {"image/svg+xml", "image/png", "text/html"}, verdict
     assert "tempo now 96.0 bpm" in verdict["text"], verdict["text"]
