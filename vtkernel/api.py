@@ -253,7 +253,11 @@ class VT:
             self._catch_up()
 
     def _catch_up(self) -> None:
-        """Wait until at most half of `IN_FLIGHT` of this VT's commands are unapplied; keep their errors for `flush`."""
+        """Wait until at most half of `IN_FLIGHT` of this VT's commands are unapplied; keep their errors for `flush`.
+
+        The VT's own thread (a cell's or a watched file's main thread), never the engine thread,
+        which would wait here for itself until `CATCH_UP_SECONDS` ran out.
+        """
         if not self._box.wait_for(self._sent - IN_FLIGHT // 2, CATCH_UP_SECONDS):
             missing = self._sent - self._box.received
             raise EngineTimeout(
