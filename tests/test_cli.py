@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,16 @@ def test_help_is_vtkernels_own_and_lists_its_commands(args: tuple[str, ...]) -> 
     commands = [line.split()[0] for line in run.stdout.split("commands:")[1].splitlines() if line.startswith("  ") and line[2] != " "]
     assert {"install", "shell", "doctor", "kernel", "help"} <= set(commands)
     assert "an enhanced interactive Python shell" not in run.stdout and "--help-all" not in run.stdout  # not IPython's
+
+
+@pytest.mark.parametrize("command", ["install", "shell", "doctor"])
+def test_the_usage_names_every_option_a_command_takes(command: str) -> None:
+    """Each command's own argparse help is the truth; the top-level usage must not hide an option of it."""
+    usage = vtkernel(command, "--help").stdout.split("\n\n")[0]  # argparse's "usage: ..." paragraph
+    options = set(re.findall(r"--[a-z][a-z-]*", usage)) - {"--help"}
+    assert options, "no options read from the command's own usage"
+    line = next(ln for ln in vtkernel("--help").stdout.splitlines() if ln.startswith(f"  {command} "))
+    assert {o for o in options if o not in line} == set()
 
 
 def test_an_unknown_command_is_one_clear_line_then_the_usage() -> None:

@@ -18,7 +18,8 @@ commands:
   install [--user | --sys-prefix | --prefix P]   install the `vtkernel` kernelspec for Jupyter
   shell --existing [CONNECTION_FILE]            attach a command shell to a running vtkernel kernel
                                                 (default: the most recently started one)
-  doctor [SESSION_FILE] [--scsynth HOST:PORT]   pre-flight check: kernelspec, versions, receivers, MIDI, disk
+  doctor [SESSION_FILE] [--scsynth HOST:PORT] [--osc HOST:PORT] [--timeout SECONDS]
+                                                pre-flight check: kernelspec, versions, receivers, MIDI, disk
   kernel [KERNEL OPTIONS]                       run the kernel (`kernel --help` lists IPython's options)
   help                                          this help
 
