@@ -4,7 +4,9 @@
     python benchmarks/run_all.py spine timing    # some of them
 
 Each `bench_*.py` prints a markdown table of medians and ratios against a
-baseline measured in the same run. This script only collects them.
+baseline measured in the same run. This script only collects them. It exits
+1 when a benchmark failed; the doc then keeps that section's earlier table
+under a line saying so.
 """
 
 from __future__ import annotations
@@ -39,20 +41,46 @@ SECTIONS = {
 }
 
 
-def run(name: str) -> str:
+def section(text: str, title: str) -> str | None:
+    """The section of `text` headed `## title`, up to the next section, or None."""
+    start = text.find(f"## {title}")
+    if start < 0:
+        return None
+    end = text.find("\n## ", start + 1)
+    return text[start : end + 1] if end >= 0 else text[start:]
+
+
+def run(name: str, old: str) -> tuple[str, str | None]:
+    """The section's new text, and why it failed (None if it did not).
+
+    A benchmark that fails (a non-zero exit, or no table) leaves its previous
+    table in the doc under a line that says the re-run failed, so neither the
+    failure nor the last good figures go unseen.
+    """
     title, script = SECTIONS[name]
     path = HERE / script
     if not path.exists():
-        return f"## {title}\n\n(not present)\n"
+        return f"## {title}\n\n(not present)\n", f"{script} is not present"
     print(f"running {script} ...", file=sys.stderr)
     proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, cwd=HERE.parent, timeout=1800)
-    body = proc.stdout.strip() or f"(failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode})"
-    return f"## {title}\n\nCommand: `python benchmarks/{script}`\n\n{body}\n"
+    body = proc.stdout.strip()
+    if proc.returncode == 0 and body:
+        return f"## {title}\n\nCommand: `python benchmarks/{script}`\n\n{body}\n", None
+    err = proc.stderr.strip().splitlines()
+    why = f"{script} failed: {err[-1] if err else f'exit status {proc.returncode}, no table'}"
+    previous = section(old, title)
+    flag = f"**The re-run of {datetime.date.today()} failed** ({why}); what follows is from an earlier run.\n\n"
+    if previous is None:
+        return f"## {title}\n\n{flag}(no earlier run)\n", why
+    heading, _, rest = previous.partition("\n\n")
+    return f"{heading}\n\n{flag}{rest}", why
 
 
 def main(argv: list[str]) -> int:
     names = argv or list(SECTIONS)
-    parts = [run(n) for n in names]
+    old = DOC.read_text() if DOC.exists() else ""
+    results = [run(n, old) for n in names]
+    parts = [part for part, _ in results]
     head = (
         "# Benchmarks\n\n"
         "Made by `python benchmarks/run_all.py` (or one `python benchmarks/bench_*.py`). "
@@ -61,21 +89,19 @@ def main(argv: list[str]) -> int:
         f"Last run: {datetime.date.today()}, {platform.python_implementation()} {platform.python_version()}, "
         f"{os.cpu_count()} cores, {platform.machine()}.\n\n"
     )
-    if names == list(SECTIONS) or not DOC.exists():
+    if names == list(SECTIONS) or not old:
         DOC.write_text(head + "\n".join(parts))
     else:  # replace only the sections that were re-run
-        text = DOC.read_text()
+        text = old
         for n, part in zip(names, parts, strict=True):
-            title = SECTIONS[n][0]
-            start = text.find(f"## {title}")
-            if start < 0:
-                text += "\n" + part
-                continue
-            end = text.find("\n## ", start + 1)
-            text = text[:start] + part + ("\n" + text[end + 1 :] if end >= 0 else "")
+            previous = section(text, SECTIONS[n][0])
+            text = text.replace(previous, part, 1) if previous is not None else text + "\n" + part
         DOC.write_text(text)
     print(DOC.read_text())
-    return 0
+    failed = [why for _, why in results if why is not None]
+    for why in failed:
+        print(f"run_all: {why}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
