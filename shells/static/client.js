@@ -322,6 +322,17 @@ export class VtClient {
           this.emit("haps", msg.module);
         }
         break;
+      case "report":
+        // A watched file's error, a session or timing problem, a module plugin: the kernel says
+        // it to every client, and the command shell's log shows it where commands are answered.
+        this.pushLog({
+          text: null,
+          source: String(msg.source ?? "kernel"),
+          result: String(msg.text ?? ""),
+          kind: msg.error ? "error" : "report",
+        });
+        this.emit("log");
+        break;
       case "ack":
       case "error": {
         const onReply = msg.id == null ? undefined : this.replies.get(msg.id);
@@ -340,10 +351,14 @@ export class VtClient {
 
   // ----- the command shell's shared state
 
-  runText(text) {
-    const entry = { text, result: null, kind: "pending" };
+  pushLog(entry) {
     this.log.push(entry);
     if (this.log.length > LOG_LIMIT) this.log.splice(0, this.log.length - LOG_LIMIT);
+  }
+
+  runText(text) {
+    const entry = { text, result: null, kind: "pending" };
+    this.pushLog(entry);
     if (this.history[this.history.length - 1] !== text) this.history.push(text);
     if (this.history.length > HISTORY_LIMIT) this.history.shift();
     this.emit("log");

@@ -76,8 +76,9 @@ export class CommandShell {
     const rows = this.client.log.map((entry) =>
       h(
         "div",
-        { class: `vt-entry vt-${entry.kind}` },
-        h("div", { class: "vt-entry-cmd", text: `vt> ${entry.text}` }),
+        { class: `vt-entry vt-${entry.kind}`, "data-vt-source": entry.source ?? null },
+        // a command shows what was typed; a report from the kernel, where it came from
+        h("div", { class: "vt-entry-cmd", text: entry.text == null ? `${entry.source}:` : `vt> ${entry.text}` }),
         h(entry.result && entry.result.includes("\n") ? "pre" : "div", {
           class: "vt-entry-result",
           "data-vt-result": entry.kind,

@@ -234,6 +234,27 @@ def test_the_command_line_shows_one_result_per_command(page: Any, kernel_side: V
     assert cmd.input_value() == ""
 
 
+def test_a_report_from_the_kernel_is_shown_in_the_command_log(page: Any, kernel_side: VTClient, tmp_path: Path) -> None:
+    """Issue 12 #11: a watched file's error reaches the panel's log, not only the cell that watched it."""
+    patch = tmp_path / "broken.py"
+    patch.write_text("x = (\n")  # nothing in it applies, so the other tests' document is untouched
+    msg_id = kernel_side.kc.execute(f"%vt watch {patch}")  # another shell's cell: this panel only hears the report
+    assert shell_reply(kernel_side, msg_id)["content"]["status"] == "ok"
+    try:
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.vt-panel')[0].querySelectorAll('.vt-entry[data-vt-source=file]')]"
+            ".some((e) => e.textContent.includes('SyntaxError'))",
+            timeout=5000,
+        )
+        entry = panel(page).locator(".vt-entry[data-vt-source=file]").last
+        assert entry.locator(".vt-entry-cmd").inner_text() == "file:"
+        assert entry.locator(".vt-entry-result").get_attribute("data-vt-result") == "error"
+        assert "broken.py, line 1: SyntaxError" in entry.locator(".vt-entry-result").inner_text()
+    finally:
+        msg_id = kernel_side.kc.execute(f"%vt unwatch {patch}")
+        assert shell_reply(kernel_side, msg_id)["content"]["status"] == "ok"
+
+
 def test_the_script_view_follows_changes_and_edit_mode_keeps_user_text(page: Any, kernel_side: VTClient) -> None:
     script = panel(page).locator("[data-vt-script]")
     assert script.get_attribute("readonly") is not None
