@@ -106,8 +106,13 @@ class Kernel:
                 return dict(reply["content"])
 
 
-def start_kernel(env: dict[str, str] | None = None, cwd: str | None = None, stderr: Any = None) -> Kernel:
-    """`stderr`: a file for the kernel process's own stderr (its log), to assert on."""
+def start_kernel(
+    env: dict[str, str] | None = None, cwd: str | None = None, stderr: Any = None, extra_arguments: list[str] | None = None
+) -> Kernel:
+    """`stderr`: a file for the kernel process's own stderr (its log), to assert on.
+
+    `extra_arguments` go on the kernel's command line (`--VTKernel.plugin_wait=1`).
+    """
     from jupyter_client.manager import KernelManager
 
     km = KernelManager(kernel_name="vtkernel")
@@ -118,6 +123,8 @@ def start_kernel(env: dict[str, str] | None = None, cwd: str | None = None, stde
         kwargs["env"] = {**os.environ, **env}
     if cwd is not None:
         kwargs["cwd"] = cwd
+    if extra_arguments is not None:
+        kwargs["extra_arguments"] = extra_arguments
     km.start_kernel(**kwargs)
     kc = km.client()
     kc.start_channels()
@@ -150,6 +157,34 @@ def shared_kernel(jupyter_path: str) -> Iterator[Kernel]:
         yield k
     finally:
         stop_kernel(k)
+
+
+PLUGIN_TYPE = """
+from vtkernel.engine.schema import ModuleType, ParamSpec
+
+
+class Type(ModuleType):
+    type_name = {name!r}
+    params = {{"level": ParamSpec("float", 0.5, "a level")}}
+    outputs = ("out",)
+
+    def signal(self, p, beat, seconds):
+        return p["level"]
+"""
+
+
+def plugin_site(root: Path, plugins: dict[str, str]) -> Path:
+    """A directory to put on the path: one distribution whose `vtkernel.modules` entry points are
+    `plugins` (module name -> its source, each defining `Type`), in that order."""
+    dist = root / "vt_test_plugins-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: vt-test-plugins\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[vtkernel.modules]\n" + "".join(f"{name} = {name}:Type\n" for name in plugins)
+    )
+    for name, source in plugins.items():
+        (root / f"{name}.py").write_text(source)
+    return root
 
 
 def own_client(connection_file: str) -> Any:

@@ -389,14 +389,15 @@ class ReportMsg(BaseModel):
     """Extension: a report every client should show (the terminal prints it, the panel logs it).
 
     `source` is `file` (a watched file's run: an error with its line, or what
-    a save applied), `session` (autosave trouble) or `timing` (the scheduler:
-    an output that cannot send, a muted module). `text` is at most 4,000
+    a save applied), `session` (autosave trouble), `timing` (the scheduler:
+    an output that cannot send, a muted module) or `plugin` (a module plugin
+    that failed to load, is still importing, or came late). `text` is at most 4,000
     characters; `path` names the watched file.
     """
 
     model_config = _MSG
     type: Literal["report"] = "report"
-    source: Literal["file", "session", "timing"]
+    source: Literal["file", "session", "timing", "plugin"]
     text: str
     error: bool = False
     path: str | None = None

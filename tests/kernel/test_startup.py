@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import VTClient, own_client
+from tests.conftest import PLUGIN_TYPE, VTClient, own_client, plugin_site, start_kernel, stop_kernel
 
 HEAVY = ("vtkernel.engine", "vtkernel.api", "vtkernel.session", "vtkernel.live", "vtkernel.protocol", "pydantic", "immutables")
 
@@ -111,11 +111,7 @@ def test_kernel_info_is_answered_while_the_boot_is_still_loading(jupyter_path: s
     execute's own). A module plugin whose import waits for a gate file holds
     the boot here for as long as the test needs.
     """
-    site = tmp_path / "site"
-    (site / "gated_plugin-0.dist-info").mkdir(parents=True)
-    (site / "gated_plugin-0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: gated-plugin\nVersion: 0\n")
-    (site / "gated_plugin-0.dist-info" / "entry_points.txt").write_text("[vtkernel.modules]\ngated = gated_plugin:Gated\n")
-    (site / "gated_plugin.py").write_text(GATED_PLUGIN)
+    site = plugin_site(tmp_path / "site", {"gated_plugin": GATED_PLUGIN})
     gate = tmp_path / "gate"
     reached = Path(str(gate) + ".reached")
     import os
@@ -141,3 +137,41 @@ def test_kernel_info_is_answered_while_the_boot_is_still_loading(jupyter_path: s
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_a_plugin_that_hangs_or_fails_neither_holds_the_first_cell_nor_goes_unsaid(jupyter_path: str, tmp_path: Path) -> None:
+    """A plugin's import runs its own code. One that blocked used to hold the boot, and the first cell
+    with it, for ever; one that failed was only in the kernel log, which a notebook user never reads."""
+    import os
+
+    release = tmp_path / "release"
+    os.mkfifo(release)  # the plugin's import blocks opening it until the test opens the other end
+    site = plugin_site(
+        tmp_path / "site",
+        {
+            "vtp_broken": "raise RuntimeError('no licence server')\n",
+            "vtp_hangs": f"open({str(release)!r}).read()\n" + PLUGIN_TYPE.format(name="slowtype"),
+        },
+    )
+    pythonpath = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    k = start_kernel(env={"PYTHONPATH": pythonpath}, extra_arguments=["--VTKernel.plugin_wait=1"])
+    try:
+        result = k.execute("vt.module('a', 'lfo')", timeout=60)
+        assert result["status"] == "ok", result
+        said = result["stderr"]
+        assert "vt: module plugin 'vtp_broken' (vtp_broken:Type) failed to load: RuntimeError: no licence server" in said
+        assert "vt: module plugin 'vtp_hangs' (vtp_hangs:Type) is still importing after 1 s: the kernel started without it" in said
+        assert "unknown module type 'slowtype'" in str(k.execute("vt.module('s', 'slowtype')")["error"])
+        client = k.client(shell="terminal")
+        with open(release, "w"):  # the import returns: its type registers, and every shell hears so
+            pass
+        assert client.wait_for(lambda: any(m["source"] == "plugin" for m in client.of_type("report")), timeout=30)
+        report = next(m for m in client.of_type("report") if m["source"] == "plugin")
+        assert "module plugin 'vtp_hangs' (vtp_hangs:Type) finished importing after" in report["text"], report
+        assert report["text"].endswith("type 'slowtype' is ready") and not report["error"]
+        result = k.execute("vt.module('s', 'slowtype', level=0.25)")
+        assert result["status"] == "ok", result
+        assert "finished importing" in result["stderr"]  # said between cells: shown as the next cell starts
+        client.close()
+    finally:
+        stop_kernel(k)

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import queue
+import re
 import shutil
 import subprocess
 import sys
 import threading
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import PLUGIN_TYPE, plugin_site
 from tests.timing.conftest import Rig
 from vtkernel.engine import Engine
-from vtkernel.engine.schema import ModuleType, ParamSpec, default_registry
+from vtkernel.engine.schema import ENTRY_POINT_GROUP, ModuleType, ParamSpec, default_registry
 from vtkernel.runtime import Runtime
 from vtkernel.testing.osc import OscReceiver
 
@@ -59,6 +64,59 @@ def test_an_installed_entry_point_plugin_is_discovered(installed_plugin: Path):
     assert {"transpose", "ramp"} <= set(registry.names())
     assert registry.get("transpose").role() == "process"
     assert registry.get("ramp").schema_json()["params"]["beats"]["min_exclusive"] is True
+
+
+def test_a_plugin_whose_import_hangs_is_left_out_said_and_registered_when_it_returns(tmp_path: Path):
+    """A plugin's import runs its own code: one that blocks must not hold the caller past `wait`."""
+    release = tmp_path / "release"
+    os.mkfifo(release)  # opening it for reading blocks until the test opens it for writing: a real hang
+    site = plugin_site(
+        tmp_path / "site",
+        {
+            "vtp_broken": "raise RuntimeError('no licence server')\n",
+            "vtp_hangs": f"open({str(release)!r}).read()\n" + PLUGIN_TYPE.format(name="slowtype"),
+            "vtp_after": PLUGIN_TYPE.format(name="aftertype"),
+        },
+    )
+    sys.path.insert(0, str(site))
+    late: queue.Queue[tuple[str, bool]] = queue.Queue()
+    try:
+        names = [ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)]  # other installed plugins come after ours
+        after = names[names.index("vtp_hangs") + 1 :]
+        registry = default_registry()
+        problems = registry.load_entry_points(wait=1.0, late=lambda line, error: late.put((line, error)))
+        assert problems == [
+            "module plugin 'vtp_broken' (vtp_broken:Type) failed to load: RuntimeError: no licence server",
+            "module plugin 'vtp_hangs' (vtp_hangs:Type) is still importing after 1 s: the kernel started without it"
+            f" and the {len(after)} plugin{'s' if len(after) > 1 else ''} after it, and registers them as their imports return",
+        ]
+        assert "slowtype" not in registry and "aftertype" not in registry and late.empty()
+        with open(release, "w"):  # the hung import returns
+            pass
+        lines = [late.get(timeout=30) for _ in range(1 + len(after))]
+        assert [line.split("'")[1] for line, _ in lines] == ["vtp_hangs", *after]
+        ready = r"module plugin '{}' \({}:Type\) finished importing after \d+\.\d s: type '{}' is ready"
+        assert re.fullmatch(ready.format("vtp_hangs", "vtp_hangs", "slowtype"), lines[0][0]), lines[0]
+        assert re.fullmatch(ready.format("vtp_after", "vtp_after", "aftertype"), lines[1][0]), lines[1]
+        assert not any(error for _, error in lines)
+        assert {"slowtype", "aftertype"} <= set(registry.names())
+    finally:
+        sys.path.remove(str(site))
+        for name in ("vtp_broken", "vtp_hangs", "vtp_after"):
+            sys.modules.pop(name, None)
+
+
+def test_without_a_wait_plugins_load_in_the_callers_thread_and_a_broken_one_is_one_line(tmp_path: Path):
+    site = plugin_site(tmp_path / "site", {"vtp_exits": "raise SystemExit(3)\n", "vtp_fine": PLUGIN_TYPE.format(name="finetype")})
+    sys.path.insert(0, str(site))
+    try:
+        registry = default_registry()
+        assert registry.load_entry_points() == ["module plugin 'vtp_exits' (vtp_exits:Type) failed to load: SystemExit: 3"]
+        assert "finetype" in registry
+    finally:
+        sys.path.remove(str(site))
+        for name in ("vtp_exits", "vtp_fine"):
+            sys.modules.pop(name, None)
 
 
 def test_a_plugin_type_plays_in_the_scheduler_process(installed_plugin: Path):

@@ -15,12 +15,15 @@ built-in type goes in one of those files (or a new one) and into
 Types are registered in a `Registry`. Built-ins register themselves; third
 parties add types through the `vtkernel.modules` entry-point group; users may
 register a class from a cell. Registration is done on the kernel's main
-thread before the type is used; the engine thread only reads the registry.
+thread, or for a plugin that imports slowly on its own thread
+(`load_entry_points`), and always before the type is used; registration
+is copy-on-write under a lock, and the engine thread only reads.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -209,14 +212,83 @@ class Registry:
     def schema_json(self) -> dict[str, Any]:
         return {name: cls.schema_json() for name, cls in sorted(self._types.items())}
 
-    def load_entry_points(self) -> list[str]:
-        """Register every type in the `vtkernel.modules` group; return one line per failure."""
-        problems = []
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                self.register(ep.load())
-            except Exception as exc:  # a broken plugin must not stop the kernel
-                problems.append(f"module plugin {ep.name!r} ({ep.value}) failed to load: {exc}")
+    def load_entry_points(
+        self, *, wait: float | None = None, late: Callable[[str, bool], None] | None = None
+    ) -> list[str]:
+        """Register every type in the `vtkernel.modules` group; return one line per failure.
+
+        A plugin runs its own code as it imports, and that code can hang. With
+        `wait`, the plugins import in turn on a thread of their own
+        (`vtkernel-plugins`) and this returns after at most `wait` seconds. A
+        plugin still importing then is one line of the result; when its import
+        returns, its type is registered (or its failure said) through
+        `late(line, error)`, and so are the plugins after it.
+        """
+        plugins = list(entry_points(group=ENTRY_POINT_GROUP))
+        if wait is None:
+            return [problem for problem, _ in map(self._load_plugin, plugins) if problem is not None]
+        load = _PluginLoad(self, plugins, late)
+        threading.Thread(target=load.run, name="vtkernel-plugins", daemon=True).start()
+        return load.result(wait)
+
+    def _load_plugin(self, ep: Any) -> tuple[str | None, str | None]:
+        """Register the type of one entry point: (its problem in one line, or None; the type's name)."""
+        try:
+            return None, self.register(ep.load()).type_name
+        except (Exception, SystemExit) as exc:  # a broken plugin must not stop the kernel
+            return f"module plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}", None
+
+
+class _PluginLoad:
+    """`Registry.load_entry_points(wait=...)`: the plugins' thread, and what it has said by when.
+
+    `run` is the `vtkernel-plugins` thread; `result` is the caller's. The
+    lock orders the two: a plugin's outcome goes into the result if it came
+    before the caller stopped waiting, else to `late`.
+    """
+
+    def __init__(self, registry: Registry, plugins: list[Any], late: Callable[[str, bool], None] | None) -> None:
+        self.registry = registry
+        self.plugins = plugins
+        self.late = late
+        self.lock = threading.Lock()
+        self.finished = threading.Event()
+        self.problems: list[str] = []
+        self.done = 0  # plugins whose outcome is in: `plugins[done]` is the one importing now
+        self.waited = False  # the caller stopped waiting: later outcomes go to `late`
+        self.started = time.monotonic()
+
+    def run(self) -> None:
+        for ep in self.plugins:
+            problem, type_name = self.registry._load_plugin(ep)
+            with self.lock:
+                self.done += 1
+                if not self.waited:
+                    self.problems += [problem] if problem is not None else []
+                    continue
+            if self.late is not None:
+                took = time.monotonic() - self.started
+                ready = f"module plugin {ep.name!r} ({ep.value}) finished importing after {took:.1f} s: type {type_name!r} is ready"
+                self.late(problem or ready, problem is not None)
+        self.finished.set()
+
+    def result(self, wait: float) -> list[str]:
+        self.finished.wait(wait)
+        with self.lock:
+            self.waited = True
+            problems = list(self.problems)
+            if self.done < len(self.plugins):
+                stuck = self.plugins[self.done]
+                after = len(self.plugins) - 1 - self.done
+                rest = (
+                    f" and the {after} plugin{'s' if after != 1 else ''} after it, and registers them as their imports return"
+                    if after
+                    else ", and registers it when its import returns"
+                )
+                problems.append(
+                    f"module plugin {stuck.name!r} ({stuck.value}) is still importing after {wait:g} s: "
+                    f"the kernel started without it{rest}"
+                )
         return problems
 
 

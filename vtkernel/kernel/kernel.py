@@ -73,6 +73,11 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
     # the cell's own throughput (docs/benchmarks.md). 0 keeps Python's default.
     switch_interval = Float(0.001, help="sys.setswitchinterval for the kernel process; 0 leaves the default").tag(config=True)
     lookahead = Float(0.05, help="seconds each event is sent ahead of its time (OSC timetags keep it exact)").tag(config=True)
+    # A module plugin runs its own code as it imports: one that hangs must not hold the boot,
+    # and with it the first cell, for ever.
+    plugin_wait = Float(
+        10.0, help="seconds the boot waits for module plugins to import; one still importing is left out, said, and registered when it returns"
+    ).tag(config=True)
 
     implementation = "vtkernel"
     implementation_version = __version__
@@ -92,6 +97,9 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
         self._preload: concurrent.futures.Future[Any] | None = None
         self._preload_lock = threading.Lock()
         self._boot_error: str | None = None
+        # What the module plugins said before `services` could say it (`_plugin_report`); None after.
+        self._plugin_lines: list[tuple[str, bool]] | None = []
+        self._plugin_lock = threading.Lock()
         self.hub: Hub | None = None
         self.hub_subshell_id: str | None = None
         self._hub_loop: asyncio.AbstractEventLoop | None = None
@@ -137,7 +145,8 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
             if self._preload is not None:
                 return
             self._preload = concurrent.futures.Future()
-        threading.Thread(target=_preload, args=(self._preload,), name="vtkernel-boot-imports", daemon=True).start()
+        args = (self._preload, self.plugin_wait, self._plugin_report)
+        threading.Thread(target=_preload, args=args, name="vtkernel-boot-imports", daemon=True).start()
         self._preload.add_done_callback(lambda _: self.io_loop.add_callback(self.boot))
 
     def boot(self) -> None:
@@ -157,14 +166,16 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
         with self._preload_lock:
             if self._preload is None:  # nothing started the imports: make them here, on this thread
                 self._preload = concurrent.futures.Future()
-                _preload(self._preload)
+                _preload(self._preload, self.plugin_wait, self._plugin_report)
         try:
             registry, problems = self._preload.result()
             for problem in problems:
-                log.warning(problem)
+                self._plugin_report(problem, True)
             self._boot(registry)
         except Exception as exc:
             log.exception("vtkernel: the engine could not start")
+            for line, _ in self._plugin_lines or ():
+                log.warning(line)
             self._boot_error = f"vtkernel could not start its engine ({type(exc).__name__}: {exc}); see the kernel log"
 
     def _boot(self, registry: Any) -> None:
@@ -184,6 +195,10 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
         )
         self.runtime.start(wait=False)  # spawns the scheduler process on its own thread: warm by the first play
         self.services = KernelServices(self)
+        with self._plugin_lock:
+            said, self._plugin_lines = self._plugin_lines or [], None
+        for line, error in said:
+            self.services.reports.say("plugin", line, error=error)
         self.vt = VT(self.engine, origin="cell", services=self.services.fns)
         user_ns = self.shell.user_ns
         if "vt" not in user_ns:  # merged in, never clobbering a user's own `vt`
@@ -208,6 +223,17 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
         pattern_class = "vtkernel.engine.patterns.core.Pattern"
         formatters["text/html"].for_type_by_name(*pattern_class.rsplit(".", 1), lambda p: _pattern_picture(p, "html"))
         formatters["image/svg+xml"].for_type_by_name(*pattern_class.rsplit(".", 1), lambda p: _pattern_picture(p, "svg"))
+
+    def _plugin_report(self, line: str, error: bool) -> None:
+        """Any thread: a module plugin that failed, is still importing, or came late; said like any report.
+
+        Until the boot has made the services, lines are kept, and said right after, in order.
+        """
+        with self._plugin_lock:
+            if self._plugin_lines is not None:
+                self._plugin_lines.append((line, error))
+                return
+        self.services.reports.say("plugin", line, error=error)
 
     def _runtime_report(self, line: str) -> None:
         """Reader thread of the runtime: a problem with outputs, said once."""
@@ -424,8 +450,11 @@ BOOT_IMPORTS = (
 )
 
 
-def _preload(done: concurrent.futures.Future[Any]) -> None:
-    """The boot's imports and its module registry, with the plugins' problems: `done`'s result, or its exception."""
+def _preload(done: concurrent.futures.Future[Any], plugin_wait: float, late: Callable[[str, bool], None]) -> None:
+    """The boot's imports and its module registry, with the plugins' problems: `done`'s result, or its exception.
+
+    Plugins get `plugin_wait` seconds; what becomes of one still importing then goes to `late`.
+    """
     import importlib
 
     try:
@@ -434,7 +463,7 @@ def _preload(done: concurrent.futures.Future[Any]) -> None:
         from vtkernel.engine import default_registry
 
         registry = default_registry()
-        done.set_result((registry, registry.load_entry_points()))
+        done.set_result((registry, registry.load_entry_points(wait=plugin_wait, late=late)))
     except BaseException as exc:  # the boot reports it, on the main thread
         done.set_exception(exc)
 

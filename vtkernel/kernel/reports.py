@@ -1,4 +1,4 @@
-"""One router for the kernel's reports: watched-file runs, session saves, the timing process.
+"""One router for the kernel's reports: watched-file runs, session saves, the timing process, module plugins.
 
 A report is a line (or, for a file error, a summary line plus the user's
 traceback) that the user must see even when nothing is looking:
@@ -8,7 +8,7 @@ traceback) that the user must see even when nothing is looking:
 - while a cell runs, it is printed in that cell (stderr for errors);
 - between cells, a file's report goes to the output area of the cell that
   started watching it (JupyterLab shows it there at once), and every error,
-  and every session and timing report, waits in `unseen` and is printed when
+  and every session, timing and plugin report, waits in `unseen` and is printed when
   the next cell starts. So `jupyter console`, papermill and nbclient, which
   never show a widget, still see a file's syntax error;
 - every report is also sent to the protocol clients as a `report` message
@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 log = logging.getLogger("vtkernel")
 
-Source = Literal["file", "session", "timing"]
+Source = Literal["file", "session", "timing", "plugin"]
 MAX_REPORT_CHARS = 4000  # a report sent to clients is cut here: one user's traceback must not flood everyone
 
 
@@ -44,7 +44,7 @@ class Reports:
     ) -> None:
         self._executing = executing
         self.broadcast = broadcast
-        self._history: dict[str, deque[tuple[str, bool]]] = {s: deque(maxlen=200) for s in ("file", "session", "timing")}
+        self._history: dict[str, deque[tuple[str, bool]]] = {s: deque(maxlen=200) for s in ("file", "session", "timing", "plugin")}
         self.counts: dict[str, int] = {s: 0 for s in self._history}
         self.unseen: deque[str] = deque(maxlen=20)
         self._areas: dict[str, Any] = {}  # watched path -> the Output area of the cell that started watching it
