@@ -23,6 +23,39 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# The tests `scripts/test.sh`'s second, forced-portable pass leaves out (marked `platform_neutral`).
+# That pass exists to run the portable twins (docs/platforms.md): the waker, the lock, liveness, the
+# hand-off. A module listed with None starts no engine, runtime, kernel or session and names none of
+# the twins' modules (tests/test_hygiene.py checks its text); one listed with a reason does reach a
+# twin, and the reason says where that twin is tested in the portable pass instead.
+PLATFORM_NEUTRAL: dict[str, str | None] = {
+    "tests/patterns/test_core.py": None,
+    "tests/patterns/test_differential.py": None,
+    "tests/patterns/test_mini.py": None,
+    "tests/patterns/test_properties.py": None,
+    "tests/live/test_live_analysis.py": None,
+    "tests/test_benchmark_runner.py": None,
+    "tests/test_hygiene.py": None,
+    "tests/test_packaging.py": None,
+    "tests/test_platforms.py": None,
+    "tests/test_notebooks.py": (
+        "the examples' kernels take the same portable paths as every kernel test, which the portable pass runs;"
+        " the notebooks are what they show, and the native pass runs them"
+    ),
+    "tests/kernel/test_acks_under_load.py": (
+        "the flood's cost is the hub's iopub budget, which no twin touches; the waker twin under a kernel is run by"
+        " every kernel test of the portable pass, and alone by tests/engine/test_platform.py"
+    ),
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(item.path).resolve()
+        if path.is_relative_to(ROOT) and path.relative_to(ROOT).as_posix() in PLATFORM_NEUTRAL:
+            item.add_marker(pytest.mark.platform_neutral)
+
+
 @pytest.fixture(scope="session")
 def jupyter_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Install the `vtkernel` kernelspec into a temp prefix; point JUPYTER_PATH at it."""

@@ -17,6 +17,7 @@ unless it sits in a loop: a loop that sleeps between checks of a condition
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,3 +88,47 @@ def test_no_test_sleeps_and_hopes_that_a_cell_is_running() -> None:
     for path in sorted(TESTS.rglob("*.py")):
         problems += sleeps_while_a_cell_runs(path.read_text(), str(path.relative_to(TESTS.parent)))
     assert not problems, "wait for the cell's busy status or a marker it writes (Kernel.start_cell):\n" + "\n".join(problems)
+
+
+# What a test module must not contain to be left out of the portable pass without a reason:
+# the engine, runtime or VT (the waker), a kernel (all four twins), sessions (the lock), the hand-off.
+REACHES_A_TWIN = (
+    r"\bEngine\(",
+    r"\bRuntime\(",
+    r"\bVT\(",
+    r"\bstart_kernel\b",
+    r"\bKernelManager\b",
+    r"\bKernel\b",
+    r"\bshared_kernel\b",
+    r"\bclient_factory\b",
+    r"\bvtkernel\.session\b",
+    r"\bvtkernel\.engine\.platform\b",
+    r"\bvtkernel\.handoff\b",
+    r"\bprespawn\b",
+    r"\bvtkernel\.kernel\b",
+    r"kernel_name=",  # a notebook or connection file run on the vtkernel kernelspec
+    r"\"-m\", \"vtkernel\"",  # `python -m vtkernel`, the kernel's own launch line
+)
+
+
+def test_what_the_portable_pass_leaves_out_cannot_reach_a_portable_twin() -> None:
+    """`scripts/test.sh` runs the suite again with the portable twins forced, less `PLATFORM_NEUTRAL`."""
+    from tests.conftest import PLATFORM_NEUTRAL, ROOT
+
+    problems = []
+    for name, reason in PLATFORM_NEUTRAL.items():
+        path = ROOT / name
+        if not path.is_file():
+            problems.append(f"{name}: no such test module")
+            continue
+        text = path.read_text()
+        if path == Path(__file__):  # this check names every token it looks for
+            continue
+        found = [token for token in REACHES_A_TWIN if re.search(token, text)]
+        if reason is None and found:
+            problems.append(f"{name} names {found}: give its reason, or take it off the list")
+        if reason is not None and len(reason) < 40:
+            problems.append(f"{name}: say where its twin is tested in the portable pass")
+    assert not problems, "\n".join(problems)
+    script = (ROOT / "scripts" / "test.sh").read_text()
+    assert '-m "not browser and not platform_neutral"' in script
