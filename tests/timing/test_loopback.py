@@ -9,11 +9,16 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import socket
 import time
 
 import pytest
+from pythonosc.osc_message_builder import OscMessageBuilder
 
 from tests.timing.conftest import LOOKAHEAD, GilWatch, Rig, fraction_ahead, free_udp_port, grid_errors_us
+from vtkernel.engine import Engine
+from vtkernel.runtime import Runtime
+from vtkernel.testing.osc import OscReceiver
 
 PERIOD = 1 / 16  # 240 bpm, 4 steps per beat
 STEPS = list(range(16))
@@ -160,6 +165,38 @@ def test_telemetry_and_recorded_events_come_back(rig: Rig):
     assert len(recorded) == 5
     (wall0, beat0, _), (wall1, beat1, _) = recorded[:2]
     assert beat1 - beat0 == 0.25 and wall1 - wall0 == pytest.approx(PERIOD, abs=1e-6)
+
+
+def test_recorded_after_stop_holds_every_event_that_was_sent():
+    """`vt.stop()`, then `vt.recorded(...)`: the last events were recorded in the scheduler but could still
+    be on their way to the kernel (the scsynth test once counted 43 synths for 42 recorded events)."""
+    engine = Engine().start()
+    rx = OscReceiver().start()
+    # Recorded events ride on telemetry: at one a second, most of a second of them waits in the scheduler.
+    runtime = Runtime(engine, lookahead=LOOKAHEAD, telemetry_hz=1.0).start()
+    rig = Rig(engine, runtime, rx)
+    try:
+        rig.play_seq(STEPS)
+        rig.do(
+            {"op": "add_module", "name": "rec", "type": "recorder", "params": {"size": 1000}},
+            {"op": "connect", "src": "s.out", "dst": "rec.in"},
+        )
+        beat = runtime.wait_telemetry(lambda t: t.get("playing") and "beat" in t)["beat"]
+        runtime.wait_telemetry(lambda t: t.get("beat", 0) > beat)  # one just came: the next is a second away
+        sent_before = len(rx.received)
+        rx.wait_until(lambda got: len(got) >= sent_before + 8)  # half a second of events since
+        rig.do({"op": "stop"})
+        recorded = runtime.recorded("rec")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:  # behind every packet the scheduler sent
+            sock.sendto(OscMessageBuilder("/sentinel").build().dgram, ("127.0.0.1", rx.port))
+        got = rx.wait_until(lambda got: any(m.address == "/sentinel" for m in got))
+        sent = [m.wall for m in got if m.address != "/sentinel" and m.wall is not None and m.wall >= recorded[0][0] - 1e-6]
+        assert len(sent) == len(recorded), (len(sent), len(recorded))
+        assert all(abs(wall - r[0]) < 1e-6 for wall, r in zip(sent, recorded, strict=True))
+    finally:
+        runtime.stop()
+        rx.stop()
+        engine.stop()
 
 
 def test_a_killed_scheduler_is_restarted_and_resumes_the_patch(rig: Rig):

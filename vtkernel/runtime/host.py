@@ -87,6 +87,7 @@ STUCK_SECONDS = 2.0  # a tick running longer than this means the child is stuck:
 MONITOR_PERIOD = 0.1
 MAX_REPORTS = 200
 RECORDER_DEFAULT_SIZE = 1000
+RECORDED_SYNC_SECONDS = 1.0  # `recorded` waits this long at most for the scheduler to catch up
 
 
 
@@ -327,7 +328,15 @@ class Runtime:
         }
 
     def recorded(self, name: str) -> list[Recorded]:
-        """The events recorder `name` kept: `(wall-clock time, beat, value)`, oldest first."""
+        """The events recorder `name` kept: `(wall-clock time, beat, value)`, oldest first.
+
+        First waits (at most `RECORDED_SYNC_SECONDS`) for the scheduler to hold the
+        engine's current version: it sends what it recorded before saying so, so
+        after `vt.stop()` this has every event that was sent. A scheduler that does
+        not answer (stopped, restarting) gets what has arrived.
+        """
+        if self._feeder is not None:
+            self.wait_synced(timeout=RECORDED_SYNC_SECONDS)
         return list(self._recorded.get(name, ()))
 
     def clear_recorded(self, name: str | None = None) -> None:

@@ -145,12 +145,23 @@ class Scheduler:
 
     # ----- messages from the parent ---------------------------------------------
 
+    def _synced(self, version: int, now: float) -> None:
+        """Say that `version` is applied, behind every event recorded before it.
+
+        The parent reads in order, so once it knows `version` is synced it holds all
+        that was recorded under the versions before: `vt.stop()` then
+        `vt.recorded(...)` sees every event that was sent, with none still in flight.
+        """
+        if self.out.recorded:
+            self._telemetry(now)
+        self._send(("synced", version))
+
     def _handle(self, message: Any, now: float) -> None:
         kind = message[0]
         if kind == "patch":
             _, version, ops = message
             self.renderer.apply(ops, version, now)
-            self._send(("synced", version))
+            self._synced(version, now)
         elif kind == "reset":
             _, version, doc = message[:3]
             extra = message[3] if len(message) > 3 else {}
@@ -162,7 +173,7 @@ class Scheduler:
                 fp = self._fingerprint(name)
                 if fp is not None:
                     self.sticky[name] = (fp, why)
-            self._send(("synced", version))
+            self._synced(version, now)
         elif kind == "types":
             for payload in message[1]:
                 try:
