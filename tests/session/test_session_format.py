@@ -11,7 +11,7 @@ import hypothesis.strategies as st
 import immutables
 import pytest
 from conftest import make_doc
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 
 from vtkernel.engine import Registry, Snapshot
 from vtkernel.protocol import VTError
@@ -316,6 +316,7 @@ document_json = st.fixed_dictionaries(
 
 @FAST
 @given(document_json)
+@example({"modules": {"a": {"type": "lfo", "params": {"\n": None}}}})  # found by a CI run: the path broke the line
 def test_any_signed_document_validates_or_is_refused_cleanly(document: dict[str, Any]) -> None:
     """Checksum right, content arbitrary: the document rules alone must hold the line."""
     from vtkernel.engine import default_registry

@@ -419,9 +419,10 @@ def validate_document(data: Any, reg: Registry) -> Document:
             spec = reg.get(m["type"]).params
             for pname in params:
                 if pname not in spec:
+                    where = pname if NAME_RE.fullmatch(pname) else repr(pname)  # a newline in it must not break the line
                     raise VTError(
                         "unknown_param",
-                        f"modules.{name}.params.{pname}: {m['type']} has no param {pname!r}; params: {', '.join(spec)}",
+                        f"modules.{name}.params.{where}: {m['type']} has no param {pname!r}; params: {', '.join(spec)}",
                     )
             try:
                 doc, _ = add_module(doc, AddModule.model_construct(name=name, type=m["type"], params=dict(params)), reg)
