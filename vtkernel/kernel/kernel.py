@@ -174,7 +174,9 @@ class VTKernel(subshell.HubShellRouting, IPythonKernel):  # type: ignore[misc]
             self._boot(registry)
         except Exception as exc:
             log.exception("vtkernel: the engine could not start")
-            for line, _ in self._plugin_lines or ():
+            with self._plugin_lock:  # no services to say them: the log is where they go
+                kept = list(self._plugin_lines or ())
+            for line, _ in kept:
                 log.warning(line)
             self._boot_error = f"vtkernel could not start its engine ({type(exc).__name__}: {exc}); see the kernel log"
 

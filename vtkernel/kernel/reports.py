@@ -25,7 +25,7 @@ import logging
 import sys
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 log = logging.getLogger("vtkernel")
 
@@ -44,7 +44,7 @@ class Reports:
     ) -> None:
         self._executing = executing
         self.broadcast = broadcast
-        self._history: dict[str, deque[tuple[str, bool]]] = {s: deque(maxlen=200) for s in ("file", "session", "timing", "plugin")}
+        self._history: dict[str, deque[tuple[str, bool]]] = {s: deque(maxlen=200) for s in get_args(Source)}
         self.counts: dict[str, int] = {s: 0 for s in self._history}
         self.unseen: deque[str] = deque(maxlen=20)
         self._areas: dict[str, Any] = {}  # watched path -> the Output area of the cell that started watching it

@@ -333,7 +333,8 @@ class Runtime:
         First waits (at most `RECORDED_SYNC_SECONDS`) for the scheduler to hold the
         engine's current version: it sends what it recorded before saying so, so
         after `vt.stop()` this has every event that was sent. A scheduler that does
-        not answer (stopped, restarting) gets what has arrived.
+        not answer (stopped, restarting) gets what has arrived. Any thread but the
+        reader's (`vt-runtime-read`), which is the one that marks versions synced.
         """
         if self._feeder is not None:
             self.wait_synced(timeout=RECORDED_SYNC_SECONDS)
