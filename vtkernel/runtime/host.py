@@ -821,6 +821,8 @@ class Runtime:
                 self._follow_link_transport(telemetry)
             elif kind == "bye":
                 self._transport = message[1]
+            elif kind == "recorded":
+                self._take_recorded(message[1])
             elif kind == "synced":
                 with self._synced_cond:
                     self._synced = max(self._synced, message[1])

@@ -13,6 +13,9 @@ Parent -> scheduler:
 
 Scheduler -> parent:
     ("ready", pid, wall_offset)             wall_offset: its monotonic-to-wall-clock offset
+    ("recorded", {recorder: [(wall, beat, value), ...]})
+                                            sent just before a "synced" when events are waiting,
+                                            so a synced version has all recorded before it
     ("synced", version)                     the patch of `version` is in the scheduler
     ("telemetry", dict, {recorder: [(wall, beat, value), ...]})
     ("report", message)                     a problem, once, in one line
